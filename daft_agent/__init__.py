@@ -1,0 +1,1 @@
+"""The learner: encoders, actors, critics, buffers, DualActorAgent, baselines and the CLI."""

@@ -1,0 +1,37 @@
+"""Errors raised by the environment layer; all derive from :class:`hardware.errors.DaftError`."""
+
+from __future__ import annotations
+
+from hardware.errors import ConfigError, DaftError, HardwareError
+
+
+class UnknownTaskError(ConfigError):
+    """A task name or env id that DAFT does not know. The message lists the valid ones."""
+
+
+class InvalidActionError(DaftError, ValueError):
+    """An action of the wrong shape, or containing NaN or infinity."""
+
+
+class BackendError(DaftError):
+    """A backend (MuJoCo or real arm) could not do what was asked."""
+
+
+class StoreError(DaftError):
+    """The episode store is missing, unreadable or inconsistent."""
+
+
+class CorruptEpisodeError(StoreError):
+    """One episode file is corrupt or truncated. The store skips it and names the file."""
+
+
+__all__ = [
+    "BackendError",
+    "ConfigError",
+    "CorruptEpisodeError",
+    "DaftError",
+    "HardwareError",
+    "InvalidActionError",
+    "StoreError",
+    "UnknownTaskError",
+]

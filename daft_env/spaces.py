@@ -1,0 +1,54 @@
+"""The fixed Gymnasium face of DAFT (ARCHITECTURE.md, "Gymnasium face").
+
+Action: ``Box(-1, 1, (7,))`` = end-effector delta (dx, dy, dz, droll, dpitch, dyaw) in the robot base
+frame, each scaled by :data:`ACTION_SCALE` (metres and radians per 10 Hz step), plus the gripper
+command (> 0 closes). Base frame: +x forward, +y left, +z up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from daft_env.errors import InvalidActionError
+
+ACTION_DIM = 7
+CONTROL_HZ = 10.0
+#: Metres (x, y, z) and radians (roll, pitch, yaw) that an action component of 1.0 commands per step.
+ACTION_SCALE = np.array([0.02, 0.02, 0.02, 0.15, 0.15, 0.15], dtype=np.float64)
+WRIST_SHAPE = (128, 128, 3)
+HEAD_SHAPE = (256, 256, 3)
+GRIPPER_DIM = 1
+OBS_MODES = ("pixels", "state", "pixels+state")
+MAX_EPISODE_STEPS = 50
+
+
+def action_space() -> spaces.Box:
+    """The 7-d normalised end-effector delta action space shared by every DAFT env."""
+    return spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
+
+
+def validate_action(action: object) -> np.ndarray:
+    """Return ``action`` as a float64 (7,) array, or raise a clear :class:`InvalidActionError`.
+
+    Values outside [-1, 1] are clipped later by the backend's safety layer; NaN, infinity and a
+    wrong shape are refused here because they indicate a bug upstream, not a large command.
+    """
+    try:
+        arr = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError(
+            f"action must be a numeric array of shape ({ACTION_DIM},); got {type(action).__name__}"
+        ) from exc
+    if arr.shape != (ACTION_DIM,):
+        raise InvalidActionError(
+            f"action must have shape ({ACTION_DIM},) = (dx, dy, dz, droll, dpitch, dyaw, gripper); "
+            f"got shape {arr.shape}. For a batch, step one env per action."
+        )
+    if not np.all(np.isfinite(arr)):
+        bad = [i for i in range(ACTION_DIM) if not np.isfinite(arr[i])]
+        raise InvalidActionError(
+            f"action contains NaN or infinity at index {bad}: {arr.tolist()}. "
+            "Check the policy output (a diverged network is the usual cause)."
+        )
+    return arr

@@ -1,0 +1,50 @@
+"""DAFT: Dual-Actor Fine-Tuning of VLA policies with talk-and-tweak human-in-the-loop RL."""
+
+from setuptools import find_packages, setup
+
+# torch is pinned to the CPU build the Makefile installs first; a looser pin here would make pip
+# resolve the newest CUDA build (several GB). Users with a GPU install their torch first.
+TORCH = "torch==2.13.0"
+
+setup(
+    name="daft",
+    version="0.1.0",
+    description="Dual-Actor Fine-Tuning: talk-and-tweak human-in-the-loop RL for VLA policies",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    # sim_assets/ holds MJCF data and no code; it ships as a data-only package so that
+    # importlib.resources finds it in editable and regular installs alike.
+    packages=find_packages(include=["daft_env*", "daft_agent*", "hardware*"]) + ["sim_assets"],
+    package_data={"sim_assets": ["*.xml", "**/*.xml", "**/*.png"]},
+    install_requires=[
+        "numpy>=1.26",
+        "gymnasium>=1.0",
+        "mujoco>=3.2",
+        "mink>=1.0",
+        "daqp>=0.6",
+        "h5py>=3.10",
+        "pyzmq>=25",
+        "msgpack>=1.0",
+        "stable-baselines3>=2.3",
+        TORCH,
+        "tensorboard>=2.15",
+        "tqdm>=4.60",
+        "opencv-python-headless>=4.8",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.2",
+            "ruff>=0.5",
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "ipykernel>=6.29",
+            "matplotlib>=3.8",
+        ],
+        "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
+        "vla": ["transformers>=4.40", "sentencepiece>=0.2"],
+        "distributed": ["ray>=2.9"],
+    },
+    entry_points={"console_scripts": ["daft=daft_agent.cli:main"]},
+)
