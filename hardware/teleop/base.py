@@ -1,0 +1,71 @@
+"""The ``TeleopDevice`` seam: a human (or a stand-in) correcting the robot.
+
+A device reports a 6-DoF command already mapped into the robot base frame (+x forward, +y left,
++z up) and normalised to [-1, 1] per axis, i.e. in the same units as the env's action space, so an
+intervention action is simply ``command.as_action()``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class TeleopCommand:
+    """One reading of a teleop device.
+
+    Attributes:
+        translation: (3,) normalised base-frame translation command in [-1, 1].
+        rotation: (3,) normalised base-frame roll/pitch/yaw rate command in [-1, 1].
+        gripper: gripper command in [-1, 1]; > 0 closes (the env's convention).
+        intervening: True while the operator holds control (the device's action replaces the
+            policy's).
+        emergency_stop: True when the operator asks for an immediate stop.
+        buttons: names of buttons currently pressed.
+        refinement_command: a spoken/typed language refinement command (talk without tweak), or None.
+        timestamp: ``time.monotonic()`` when the reading was taken.
+    """
+
+    translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    rotation: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    gripper: float = -1.0
+    intervening: bool = False
+    emergency_stop: bool = False
+    buttons: frozenset[str] = frozenset()
+    refinement_command: str | None = None
+    timestamp: float = field(default_factory=time.monotonic)
+
+    def as_action(self) -> np.ndarray:
+        """The 7-d env action this command stands for: translation, rotation, gripper."""
+        return np.concatenate(
+            [np.asarray(self.translation, float), np.asarray(self.rotation, float), [self.gripper]]
+        ).clip(-1.0, 1.0)
+
+
+@runtime_checkable
+class TeleopDevice(Protocol):
+    """A device a person (or a stand-in) uses to take over the robot."""
+
+    name: str
+
+    def connect(self) -> None:
+        """Open the device; raise :class:`~hardware.errors.DeviceNotFoundError` with a fix if absent."""
+
+    def read(self) -> TeleopCommand:
+        """The latest command. Never blocks longer than a few milliseconds."""
+
+    def on_step(self, observation: Any, policy_action: np.ndarray, info: dict[str, Any]) -> None:
+        """Told what the robot sees and what the policy proposes before each :meth:`read`.
+
+        Physical devices ignore this; a simulated operator uses it to decide when to take over.
+        """
+
+    def reset(self) -> None:
+        """Forget per-episode state (held toggles, intervention in progress)."""
+
+    def disconnect(self) -> None:
+        """Release the device. Safe to call twice."""
