@@ -8,10 +8,17 @@ intervention action is simply ``command.as_action()``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from hardware.errors import SafetyError
+
+
+class EmergencyStopRequested(SafetyError):
+    """The operator pressed the emergency stop on a teleop device."""
 
 
 @dataclass
@@ -69,3 +76,27 @@ class TeleopDevice(Protocol):
 
     def disconnect(self) -> None:
         """Release the device. Safe to call twice."""
+
+
+def check_emergency_stop(
+    command: TeleopCommand, stop: Callable[[], None] | None = None, device: str = "teleop device"
+) -> None:
+    """The emergency-stop hook: act on ``command.emergency_stop`` in one line.
+
+    Calls ``stop()`` first (e.g. ``arm.stop`` or ``backend.stop``) so the arm halts even if the
+    caller mishandles the exception, then raises :class:`EmergencyStopRequested`. Devices latch
+    the stop until their ``reset()``, so polling once per control step cannot miss it.
+
+    Args:
+        command: the latest device reading.
+        stop: called before raising; None to only raise.
+        device: device name for the message.
+    """
+    if command.emergency_stop:
+        if stop is not None:
+            stop()
+        done = "the arm was stopped" if stop is not None else "stop the arm now"
+        raise EmergencyStopRequested(
+            f"emergency stop pressed on the {device}; {done}. Check the scene, then reset the "
+            "device (device.reset()) and the episode to continue."
+        )
