@@ -124,15 +124,19 @@ class Camera(ABC):
     def close(self) -> None:
         """Stop the reader thread and release the device. Safe to call twice."""
         self._stop.set()
-        thread, self._thread = self._thread, None
+        thread = self._thread
         if thread is not None:
             thread.join(2.0)
             if thread.is_alive():
                 logger.warning("camera %s reader thread did not stop within 2 s", self.name)
+        # _thread is cleared only after _release(), so a subclass's release can still see whether
+        # its reader thread is alive (a GL context must be freed by the thread that made it).
         try:
             self._release()
         except Exception:  # releasing a vanished device may fail; nothing else to do
             logger.debug("camera %s release failed", self.name, exc_info=True)
+        finally:
+            self._thread = None
 
     def __enter__(self) -> Camera:
         self.connect()

@@ -91,7 +91,13 @@ class StdinKeySource:
         self._saved: Any = None
 
     def open(self) -> None:
-        """Switch the terminal to cbreak mode."""
+        """Switch the terminal to cbreak mode. Opening twice is a no-op.
+
+        A second ``tcgetattr`` would save the cbreak settings as the "original" ones and leave
+        the terminal in cbreak mode after :meth:`close`.
+        """
+        if self._fd is not None:
+            return
         stream = self._stream or sys.stdin
         try:
             fd = stream.fileno()
