@@ -1,0 +1,256 @@
+"""``BoltEnv``: the Gymnasium face of DAFT (ARCHITECTURE.md, "Gymnasium face").
+
+One env class serves every id. ``task`` is a task name (single-task env), ``"multi"`` (the task is
+chosen per reset, cycled or via ``reset(options={"task": ...})``, and ``task_id`` is observed) or
+``"long_horizon"`` (upright -> pickup -> assemble for each of 1-4 bolts in turn; the instruction and
+``task_id`` switch when a subtask succeeds, with a fresh per-subtask step limit).
+
+Reward is sparse: r_t = 1 when the (final) task's success predicate holds, else 0 (paper Sec. IV);
+a long-horizon episode pays 1 per completed operation and terminates when all are done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from daft_env.backends import Backend, make_backend
+from daft_env.errors import BackendError, ConfigError
+from daft_env.spaces import (
+    GRIPPER_DIM,
+    HEAD_SHAPE,
+    MAX_EPISODE_STEPS,
+    OBS_MODES,
+    WRIST_SHAPE,
+    action_space,
+    validate_action,
+)
+from daft_env.tasks import TASK_NAMES, TaskSpec, get_task
+
+MODES = ("multi", "long_horizon")
+#: Scene per task for the MuJoCo backend.
+SCENES = {
+    "upright": "scene_upright.xml",
+    "pickup": "scene_pickup.xml",
+    "assemble": "scene_assemble.xml",
+    "multi": "scene_assemble.xml",
+    "long_horizon": "scene_long_horizon.xml",
+}
+MAX_BOLTS = 4
+
+
+class BoltEnv(gym.Env):
+    """The bolt world behind one Gymnasium interface.
+
+    Args:
+        task: ``"upright"``, ``"pickup"``, ``"assemble"``, ``"multi"`` or ``"long_horizon"``.
+        obs_mode: ``"pixels"`` (default), ``"state"`` or ``"pixels+state"``. ``state`` is the
+            privileged sim state; in ``"state"`` mode no images are rendered.
+        render_mode: ``None``, ``"rgb_array"`` or ``"human"``.
+        backend: a backend name (``"mujoco"``, ``"real"``) or a ready :class:`Backend`.
+        backend_kwargs: keyword arguments for the backend factory.
+        max_episode_steps: truncation limit per (sub)task; the paper uses 50.
+        n_bolts: bolts per long-horizon episode (1-4); ``reset(options={"n_bolts": k})`` overrides.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
+
+    def __init__(
+        self,
+        task: str = "multi",
+        obs_mode: str = "pixels",
+        render_mode: str | None = None,
+        backend: str | Backend = "mujoco",
+        backend_kwargs: Mapping[str, Any] | None = None,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        n_bolts: int = 1,
+    ) -> None:
+        if task not in MODES:
+            get_task(task)  # raises UnknownTaskError listing the valid names
+        if obs_mode not in OBS_MODES:
+            raise ConfigError(f"unknown obs_mode {obs_mode!r}; valid modes are {list(OBS_MODES)}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ConfigError(
+                f"unknown render_mode {render_mode!r}; valid modes are "
+                f"{self.metadata['render_modes']} or None"
+            )
+        if int(max_episode_steps) < 1:
+            raise ConfigError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
+        self._check_n_bolts(n_bolts)
+        self.mode = task
+        self.obs_mode = obs_mode
+        self.render_mode = render_mode
+        self.max_episode_steps = int(max_episode_steps)
+        self.n_bolts = int(n_bolts)
+        if isinstance(backend, str):
+            kwargs = dict(backend_kwargs or {})
+            if backend == "mujoco":
+                kwargs.setdefault("scene", SCENES[task])
+            self.backend: Backend = make_backend(backend, **kwargs)
+        else:
+            self.backend = backend
+        self._pixels = obs_mode in ("pixels", "pixels+state")
+        self._state = obs_mode in ("state", "pixels+state")
+        if self._state and not getattr(self.backend, "has_privileged_state", False):
+            raise ConfigError(
+                f"obs_mode={obs_mode!r} needs privileged state, which only simulation has; "
+                "use obs_mode='pixels' with this backend."
+            )
+        self.action_space = action_space()
+        obs_spaces: dict[str, spaces.Space] = {}
+        if self._pixels:
+            obs_spaces["wrist_rgb"] = spaces.Box(0, 255, WRIST_SHAPE, dtype=np.uint8)
+            obs_spaces["head_rgb"] = spaces.Box(0, 255, HEAD_SHAPE, dtype=np.uint8)
+        obs_spaces["gripper"] = spaces.Box(0.0, 1.0, (GRIPPER_DIM,), dtype=np.float32)
+        if task in MODES:
+            obs_spaces["task_id"] = spaces.Discrete(len(TASK_NAMES))
+        if self._state:
+            from daft_env.backends.mujoco import STATE_DIM
+
+            obs_spaces["state"] = spaces.Box(-10.0, 10.0, (STATE_DIM,), dtype=np.float32)
+        self.observation_space = spaces.Dict(obs_spaces)
+
+        self._cycle = 0
+        self.task: TaskSpec = get_task("upright" if task in MODES else task)
+        self._steps = 0
+        self._subtask_steps = 0
+        self._ops_done = 0
+        self._ops_total = 1
+        self._bolt = 0
+        self._episode_n_bolts = self.n_bolts
+
+    @staticmethod
+    def _check_n_bolts(n: object) -> None:
+        if not isinstance(n, (int, np.integer)) or not 1 <= int(n) <= MAX_BOLTS:
+            raise ConfigError(f"n_bolts must be an integer in 1..{MAX_BOLTS}, got {n!r}")
+
+    # ------------------------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode. Options: ``task`` (multi-task env), ``n_bolts`` (long horizon)."""
+        super().reset(seed=seed)
+        if seed is not None:  # a seeded reset restarts the task cycle, so it is reproducible
+            self._cycle = 0
+        options = dict(options or {})
+        backend_options: dict[str, Any] = {}
+        if self.mode == "multi":
+            if options.get("task") is not None:
+                self.task = get_task(options["task"])
+            else:
+                self.task = get_task(TASK_NAMES[self._cycle % len(TASK_NAMES)])
+                self._cycle += 1
+        elif self.mode == "long_horizon":
+            n = options.get("n_bolts", self.n_bolts)
+            self._check_n_bolts(n)
+            self._episode_n_bolts = int(n)
+            backend_options = {"n_bolts": self._episode_n_bolts, "layout": "long_horizon"}
+            self.task = get_task("upright")
+        else:
+            if options.get("task") is not None and get_task(options["task"]).name != self.mode:
+                raise ConfigError(
+                    f"this env only runs task {self.mode!r}; use BoltMultiTask-* to choose tasks"
+                )
+        self._steps = 0
+        self._subtask_steps = 0
+        self._ops_done = 0
+        self._bolt = 0
+        self._ops_total = 3 * self._episode_n_bolts if self.mode == "long_horizon" else 1
+        self.backend.reset(self.task, self.np_random, backend_options)
+        if self.mode == "long_horizon" and hasattr(self.backend, "set_active_bolt"):
+            self.backend.set_active_bolt(0)
+        status = self.backend.task_status()
+        return self._obs(), self._info(status.success, status.info, None)
+
+    def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Act for one 10 Hz period, observe, compute the sparse reward and the episode end."""
+        act = validate_action(action)
+        report = self.backend.apply_action(act)
+        self._steps += 1
+        self._subtask_steps += 1
+        status = self.backend.task_status()
+        reward = 0.0
+        terminated = bool(status.failed)
+        success = bool(status.success)
+        if success:
+            reward = 1.0
+            self._ops_done += 1
+            if self.mode == "long_horizon" and self._ops_done < self._ops_total:
+                self._advance_subtask()
+                success = False
+            else:
+                terminated = True
+        truncated = (not terminated) and self._subtask_steps >= self.max_episode_steps
+        info = self._info(success, status.info, report)
+        info["failed"] = bool(status.failed)
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), reward, terminated, truncated, info
+
+    def _advance_subtask(self) -> None:
+        k = self._ops_done
+        self._bolt = k // 3
+        self.task = get_task(TASK_NAMES[k % 3])
+        if hasattr(self.backend, "set_active_bolt"):
+            self.backend.set_active_bolt(self._bolt)
+        self.backend.set_task(self.task)
+        self._subtask_steps = 0
+
+    # ------------------------------------------------------------------------------------------
+    def _obs(self) -> dict[str, Any]:
+        obs = self.backend.observe(pixels=self._pixels, state=self._state)
+        out: dict[str, Any] = {}
+        if self._pixels:
+            out["wrist_rgb"] = obs["wrist_rgb"]
+            out["head_rgb"] = obs["head_rgb"]
+        out["gripper"] = np.asarray(obs["gripper"], dtype=np.float32).reshape(GRIPPER_DIM)
+        if self.mode in MODES:
+            out["task_id"] = int(self.task.task_id)
+        if self._state:
+            out["state"] = obs["state"]
+        return out
+
+    def _info(self, success: bool, extra: Mapping[str, Any], report: Any) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "instruction": self.task.instruction,
+            "task": self.task.name,
+            "task_id": int(self.task.task_id),
+            "is_success": bool(success),
+            "steps": self._steps,
+            "subtask_steps": self._subtask_steps,
+        }
+        info.update(extra)
+        if self.mode == "long_horizon":
+            info["operations_completed"] = self._ops_done
+            info["operations_total"] = self._ops_total
+            info["bolt_index"] = self._bolt
+        if report is not None:
+            info["action_clipped"] = bool(report.clipped)
+            info["clip_reasons"] = tuple(report.clip_reasons)
+        return info
+
+    def privileged_state(self) -> dict[str, Any]:
+        """Physical state for scripted experts and the simulated operator (simulation only)."""
+        fn = getattr(self.backend, "privileged_state", None)
+        if fn is None:
+            raise BackendError("privileged_state() is only available with the simulation backend")
+        return fn()
+
+    def render(self) -> np.ndarray | None:
+        """Head-camera frame for ``rgb_array``; the MuJoCo viewer for ``human``."""
+        if self.render_mode == "rgb_array":
+            return self.backend.render("head")
+        if self.render_mode == "human":
+            fn = getattr(self.backend, "render_human", None)
+            if fn is None:
+                raise BackendError("this backend has no interactive viewer; use 'rgb_array'")
+            fn()
+        return None
+
+    def close(self) -> None:
+        """Release the backend."""
+        self.backend.close()
