@@ -1,0 +1,415 @@
+"""Human-in-the-loop wrappers: a teleop device takes over (tweak) and is labelled (talk).
+
+Stack them as ``RecordEpisodeToStore(InterventionWrapper(env, device), store)``: the recorder must be
+*outside* the intervention wrapper so that it sees the executed actions, the intervention flags and
+the refinement commands that the intervention wrapper puts in ``info``.
+
+Data flow of one step (ARCHITECTURE.md): policy action -> :class:`InterventionWrapper` (the device
+may replace it) -> env -> :class:`~daft_env.labeler.TalkAndTweakLabeler` (Eq. 12-13) ->
+:class:`RecordEpisodeToStore` -> :class:`~daft_env.store.EpisodeStore` (durable).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+
+from daft_env.episode import EPISODE_KINDS, NULL_COMMAND, Episode
+from daft_env.labeler import TalkAndTweakLabeler
+from daft_env.spaces import validate_action
+from daft_env.store import EpisodeStore, count_takeovers
+from daft_env.tasks import TASK_NAMES, get_task
+from hardware.errors import ConfigError
+from hardware.teleop.base import TeleopCommand, TeleopDevice
+
+
+class InterventionWrapper(gym.Wrapper):
+    """Let a :class:`~hardware.teleop.base.TeleopDevice` take over, and label its corrections.
+
+    Each step it calls ``device.on_step(last_obs, policy_action, last_info)`` and then
+    ``device.read()``. While ``command.intervening`` is True, ``command.as_action()`` replaces the
+    policy's action (Algorithm 1, lines 20-26). Every executed action goes through the
+    :class:`~daft_env.labeler.TalkAndTweakLabeler`.
+
+    Per-step ``info`` keys it adds:
+
+    * ``intervened`` (bool): the device's action was executed.
+    * ``policy_action`` ((7,) float64): what the policy proposed (validated).
+    * ``intervention_action``: the device's (7,) action when ``intervened``, else ``None`` (never a
+      NaN-filled placeholder, so that a stray use fails loudly).
+    * ``executed_action`` ((7,), the action space's dtype): what was sent to the env (before the
+      backend's safety clipping).
+    * ``labelled``: list of ``(step_index, command)`` whose Eq. 12-13 labels became final at this
+      step (labels lag J-1 steps; a step outside an intervention is final at once).
+    * ``refinement_command`` / ``refinement_command_step``: the last entry of ``labelled``, present
+      only when ``labelled`` is not empty.
+    * ``refinement_command_now``: the device's spoken command (talk without tweak) or None.
+    * ``emergency_stop`` (bool).
+    * ``step_index``: index of this step in the episode.
+
+    On the last step of an episode (terminated or truncated) also: ``episode_refinement_commands``
+    (all T labels), ``episode_interventions`` (number of takeovers, i.e. runs of consecutive
+    intervened steps), ``episode_intervened_steps``, ``intervention_rate`` (intervened steps / T),
+    ``episode_length``, and the running totals ``total_intervened_steps``, ``total_steps``,
+    ``total_intervention_rate`` over every episode this wrapper has seen.
+
+    Emergency stop: when the device reports ``emergency_stop``, the env is *not* stepped (no
+    further command reaches the robot); the step returns the previous observation, reward 0,
+    ``terminated=False``, ``truncated=True`` and ``info["emergency_stop"] = True``; a backend
+    ``stop()`` method, when the env's backend has one, is called first. It is not a
+    transition: the recorder ends the episode at the previous step. A new ``reset`` is required.
+
+    Args:
+        env: a DAFT env (7-d action space).
+        device: any :class:`~hardware.teleop.base.TeleopDevice`; connected by the caller.
+        labeler: defaults to ``TalkAndTweakLabeler()`` (J=5, sigma=1 mm, the env's action scale).
+    """
+
+    def __init__(
+        self, env: gym.Env, device: TeleopDevice, labeler: TalkAndTweakLabeler | None = None
+    ) -> None:
+        super().__init__(env)
+        for method in ("read", "on_step", "reset"):
+            if not callable(getattr(device, method, None)):
+                raise ConfigError(
+                    f"device {device!r} does not implement TeleopDevice.{method}(); pass a "
+                    "hardware.teleop device or a daft_env.operator.SimulatedOperator"
+                )
+        if env.action_space.shape != (7,):
+            raise ConfigError(
+                f"InterventionWrapper needs a 7-d action space; got {env.action_space}"
+            )
+        self.device = device
+        self.labeler = labeler if labeler is not None else TalkAndTweakLabeler()
+        self.total_steps = 0
+        self.total_intervened_steps = 0
+        self.total_interventions = 0
+        self.total_episodes = 0
+        self._last_obs: Any = None
+        self._last_info: dict[str, Any] = {}
+        self._reset_episode()
+        self._needs_reset = True
+
+    def _reset_episode(self) -> None:
+        self._labels: list[str] = []
+        self._flags: list[bool] = []
+        self.last_command: TeleopCommand | None = None
+
+    @property
+    def intervention_rate(self) -> float:
+        """Running share of intervened steps over every step taken through this wrapper."""
+        return self.total_intervened_steps / self.total_steps if self.total_steps else 0.0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env, then the device and the labeler."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.device.reset()
+        self.labeler.reset()
+        self._reset_episode()
+        self._last_obs, self._last_info = obs, dict(info)
+        self._needs_reset = False
+        return obs, info
+
+    def _record_labels(self, labels: list[tuple[int, str]]) -> None:
+        for idx, cmd in labels:
+            while len(self._labels) <= idx:
+                self._labels.append(NULL_COMMAND)
+            self._labels[idx] = cmd
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        """One step, with the device's action executed while it intervenes."""
+        if self._needs_reset:
+            raise gym.error.ResetNeeded("call reset() before step(): the episode has ended")
+        policy_action = validate_action(action)
+        self.device.on_step(self._last_obs, policy_action.copy(), self._last_info)
+        cmd = self.device.read()
+        self.last_command = cmd
+        step_index = len(self._flags)
+        if cmd.emergency_stop:
+            return self._emergency_stop(policy_action, cmd, step_index)
+        intervened = bool(cmd.intervening)
+        if intervened:
+            executed = validate_action(cmd.as_action())
+        else:
+            executed = policy_action
+        # sent in the env's action dtype (float32), as a policy would; the labeler and the
+        # recorder see exactly these numbers, so stored labels can be recomputed bit for bit
+        executed = executed.astype(self.env.action_space.dtype)
+        obs, reward, terminated, truncated, info = self.env.step(executed)
+        info = dict(info)
+        self._flags.append(intervened)
+        self.total_steps += 1
+        self.total_intervened_steps += int(intervened)
+        if intervened and (step_index == 0 or not self._flags[step_index - 1]):
+            self.total_interventions += 1
+        labels = self.labeler.push(executed, intervened)
+        done = bool(terminated or truncated)
+        if done:
+            labels += self.labeler.flush()
+        self._record_labels(labels)
+        info.update(
+            intervened=intervened,
+            policy_action=policy_action,
+            intervention_action=executed.copy() if intervened else None,
+            executed_action=executed.copy(),
+            labelled=labels,
+            refinement_command_now=cmd.refinement_command,
+            emergency_stop=False,
+            step_index=step_index,
+        )
+        if labels:
+            info["refinement_command_step"], info["refinement_command"] = labels[-1]
+        if done:
+            self._episode_end_info(info)
+        self._last_obs, self._last_info = obs, info
+        return obs, reward, terminated, truncated, info
+
+    def _episode_end_info(self, info: dict[str, Any]) -> None:
+        T = len(self._flags)
+        flags = np.asarray(self._flags, dtype=bool)
+        n_steps = int(flags.sum())
+        self.total_episodes += 1
+        info.update(
+            episode_refinement_commands=list(self._labels[:T]),
+            episode_interventions=count_takeovers(flags),
+            episode_intervened_steps=n_steps,
+            intervention_rate=n_steps / T if T else 0.0,
+            episode_length=T,
+            total_steps=self.total_steps,
+            total_intervened_steps=self.total_intervened_steps,
+            total_interventions=self.total_interventions,
+            total_intervention_rate=self.intervention_rate,
+        )
+        self._needs_reset = True
+
+    def _emergency_stop(self, policy_action: np.ndarray, cmd: TeleopCommand, step_index: int):
+        # a real backend may offer an immediate halt; the sim simply is not stepped again
+        stop = getattr(getattr(self.env.unwrapped, "backend", None), "stop", None)
+        if callable(stop):
+            stop()
+        labels = self.labeler.flush()
+        self._record_labels(labels)
+        info = dict(self._last_info)
+        for key in (
+            "episode_saved_path",
+            "labelled",
+            "refinement_command",
+            "refinement_command_step",
+        ):
+            info.pop(key, None)
+        info.update(
+            intervened=False,
+            policy_action=policy_action,
+            intervention_action=None,
+            executed_action=None,
+            labelled=labels,
+            refinement_command_now=cmd.refinement_command,
+            emergency_stop=True,
+            step_index=step_index,
+        )
+        if labels:
+            info["refinement_command_step"], info["refinement_command"] = labels[-1]
+        self._episode_end_info(info)
+        return self._last_obs, 0.0, False, True, info
+
+    def close(self) -> None:
+        """Close the env (the caller owns the device and disconnects it)."""
+        super().close()
+
+
+def _task_of(env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
+    """The active task's name, from info, the env, or the observation's task id."""
+    for key in ("task", "task_name"):
+        value = info.get(key)
+        if isinstance(value, str) and value in TASK_NAMES:
+            return value
+    unwrapped = env.unwrapped
+    for attr in ("task", "task_spec", "current_task"):
+        value = getattr(unwrapped, attr, None)
+        name = getattr(value, "name", value)
+        if isinstance(name, str) and name in TASK_NAMES:
+            return name
+    if isinstance(obs, dict) and "task_id" in obs:
+        return get_task(int(np.asarray(obs["task_id"]).reshape(-1)[0])).name
+    if "task_id" in info:
+        return get_task(int(info["task_id"])).name
+    raise ConfigError(
+        "cannot tell which task this env runs: expected info['task'], env.unwrapped.task or "
+        "obs['task_id']; pass task=... to RecordEpisodeToStore"
+    )
+
+
+class RecordEpisodeToStore(gym.Wrapper):
+    """Build a :class:`~daft_env.episode.Episode` from the step stream and add it to a store.
+
+    Wrap it around an :class:`InterventionWrapper` (or a bare env, for rollouts and scripted
+    demos). At each episode end (terminated, truncated or emergency stop) the episode is written
+    durably before ``step`` returns; ``info["episode_saved_path"]`` is its path (None when it was
+    not kept). An episode abandoned by calling ``reset`` before it ended is discarded: only
+    finished episodes are data. An emergency stop on the very first step leaves nothing to save.
+
+    What is recorded: every observation key (images included) for t = 0..T, the executed actions
+    (``info["executed_action"]`` when present, else the action passed in), the policy's actions,
+    intervention flags, rewards, ``terminated``, the refinement commands
+    (``info["episode_refinement_commands"]``, or ``[null]`` everywhere without an intervention
+    wrapper), success (``info["is_success"]`` on the last step, or a positive final reward), task,
+    instruction and metadata (env id, seed, device, wall time, plus ``metadata`` given here).
+
+    Args:
+        env: the env, usually an :class:`InterventionWrapper`.
+        store: an :class:`~daft_env.store.EpisodeStore` opened for adding.
+        kind: ``"demos"`` to record demonstrations; None (default) picks ``"interventions"`` when
+            any step was intervened, else ``"rollouts"``.
+        keep: optional predicate; an episode for which it returns False is not saved (e.g.
+            ``lambda ep: ep.success`` for expert demos).
+        task: fixes the task name; by default it is read from ``info``/the env each episode.
+        metadata: extra JSON-serialisable details stored with every episode.
+        embed: optional ``obs -> (D,)`` function whose output is stored as ``embeddings``.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        store: EpisodeStore,
+        kind: str | None = None,
+        keep: Callable[[Episode], bool] | None = None,
+        task: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        embed: Callable[[Any], np.ndarray] | None = None,
+    ) -> None:
+        super().__init__(env)
+        if kind is not None and kind not in EPISODE_KINDS:
+            raise ConfigError(f"kind must be one of {list(EPISODE_KINDS)} or None; got {kind!r}")
+        if task is not None:
+            get_task(task)
+        if not isinstance(store, EpisodeStore):
+            raise ConfigError(
+                f"store must be a daft_env.store.EpisodeStore; got {type(store).__name__}"
+            )
+        self.store = store
+        self.kind = kind
+        self.keep = keep
+        self.task = task
+        self.metadata = dict(metadata or {})
+        self.embed = embed
+        self.saved_paths: list = []
+        self.discarded = 0
+        self.last_episode: Episode | None = None
+        self._active = False
+        self._seed: int | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start recording a new episode (an unfinished one in progress is discarded)."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._seed = seed
+        self._obs: list[Any] = [obs]
+        self._actions: list[np.ndarray] = []
+        self._policy_actions: list[np.ndarray] = []
+        self._intervened: list[bool] = []
+        self._rewards: list[float] = []
+        self._terminated: list[bool] = []
+        self._reset_info = dict(info)
+        self._t0 = time.time()
+        self._active = True
+        return obs, info
+
+    def step(self, action: Any):
+        """Step and record; save the episode when it ends."""
+        if not self._active:
+            raise gym.error.ResetNeeded("call reset() before step(): the episode has ended")
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if info.get("emergency_stop"):
+            self._active = False
+            info["episode_saved_path"] = self._finish(info, emergency_stop=True)
+            return obs, reward, terminated, truncated, info
+        executed = info.get("executed_action")
+        if executed is None:
+            executed = validate_action(action)
+        policy = info.get("policy_action")
+        if policy is None:
+            policy = validate_action(action)
+        self._obs.append(obs)
+        self._actions.append(np.asarray(executed, dtype=np.float32))
+        self._policy_actions.append(np.asarray(policy, dtype=np.float32))
+        self._intervened.append(bool(info.get("intervened", False)))
+        self._rewards.append(float(reward))
+        self._terminated.append(bool(terminated))
+        if terminated or truncated:
+            self._active = False
+            info["episode_saved_path"] = self._finish(info, emergency_stop=False)
+        return obs, reward, terminated, truncated, info
+
+    def _stack_obs(self) -> dict[str, np.ndarray]:
+        first = self._obs[0]
+        if isinstance(first, dict):
+            return {k: np.stack([np.asarray(o[k]) for o in self._obs]) for k in first}
+        return {"observation": np.stack([np.asarray(o) for o in self._obs])}
+
+    def build_episode(self, info: dict[str, Any], emergency_stop: bool = False) -> Episode | None:
+        """The :class:`Episode` recorded so far (None when no step was taken)."""
+        T = len(self._actions)
+        if T == 0:
+            return None
+        task = self.task or _task_of(self.env, self._obs[-1], info)
+        spec = get_task(task)
+        cmds = info.get("episode_refinement_commands")
+        if cmds is None or len(cmds) < T:
+            cmds = [NULL_COMMAND] * T
+        intervened = np.asarray(self._intervened, dtype=bool)
+        kind = self.kind or ("interventions" if intervened.any() else "rollouts")
+        success = bool(info.get("is_success", self._rewards[-1] > 0)) and not emergency_stop
+        instruction = (
+            info.get("instruction") or self._reset_info.get("instruction") or spec.instruction
+        )
+        metadata = {
+            "env_id": getattr(getattr(self.env, "spec", None), "id", None),
+            "seed": self._seed,
+            "device": self._device_name(),
+            "wall_time_s": round(time.time() - self._t0, 4),
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "emergency_stop": emergency_stop,
+            **self.metadata,
+        }
+        embeddings = None
+        if self.embed is not None:
+            embeddings = np.stack([np.asarray(self.embed(o)) for o in self._obs])
+        return Episode(
+            task=spec.name,
+            task_id=spec.task_id,
+            instruction=str(instruction),
+            kind=kind,
+            observations=self._stack_obs(),
+            actions=np.stack(self._actions),
+            policy_actions=np.stack(self._policy_actions),
+            intervened=intervened,
+            rewards=np.asarray(self._rewards, dtype=np.float32),
+            terminated=np.asarray(self._terminated, dtype=bool),
+            refinement_commands=list(cmds[:T]),
+            success=success,
+            embeddings=embeddings,
+            metadata=metadata,
+        )
+
+    def _device_name(self) -> str | None:
+        try:
+            device = self.env.get_wrapper_attr("device")
+        except AttributeError:
+            return None
+        return getattr(device, "name", None)
+
+    def _finish(self, info: dict[str, Any], emergency_stop: bool):
+        ep = self.build_episode(info, emergency_stop)
+        self.last_episode = ep
+        if ep is None or (self.keep is not None and not self.keep(ep)):
+            self.discarded += 1
+            return None
+        path = self.store.add(ep)
+        self.saved_paths.append(path)
+        return path
+
+
+__all__ = ["InterventionWrapper", "RecordEpisodeToStore"]
