@@ -31,6 +31,7 @@ setup(
         "tensorboard>=2.15",
         "tqdm>=4.60",
         "opencv-python-headless>=4.8",
+        "pyyaml>=6",
     ],
     extras_require={
         "dev": [

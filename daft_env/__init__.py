@@ -28,13 +28,18 @@ def _register() -> None:
             if env_id in gym.registry:
                 continue
             # Truncation is BoltEnv's own (50 steps per subtask), so no TimeLimit wrapper here.
+            # Real envs read cameras in wall time, so the same seed cannot give the same frames.
             gym.register(
                 id=env_id,
                 entry_point="daft_env.env:BoltEnv",
                 kwargs={"task": task, "backend": backend},
+                nondeterministic=(backend == "real"),
             )
 
 
 _register()
+
+# Registers the "simulated" teleop device by name (make_teleop("simulated", env=...)).
+import daft_env.operator  # noqa: E402,F401  (import after registration: it imports daft_env.env)
 
 __all__ = ["ENV_IDS", "TASK_NAMES", "BoltEnv", "get_task"]

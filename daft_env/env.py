@@ -174,7 +174,11 @@ class BoltEnv(gym.Env):
         self._subtask_steps += 1
         status = self.backend.task_status()
         reward = 0.0
-        terminated = bool(status.failed)
+        # A hardware fault (lost server, dead camera) ends the episode but is not a true terminal
+        # state of the task: marking it truncated keeps the learner from bootstrapping a zero value
+        # from it. A physical failure (bolt off the table) is a real absorbing state.
+        fault = bool(status.failed) and "backend_error" in status.info
+        terminated = bool(status.failed) and not fault
         success = bool(status.success)
         if success:
             reward = 1.0
@@ -184,7 +188,7 @@ class BoltEnv(gym.Env):
                 success = False
             else:
                 terminated = True
-        truncated = (not terminated) and self._subtask_steps >= self.max_episode_steps
+        truncated = (not terminated) and (fault or self._subtask_steps >= self.max_episode_steps)
         info = self._info(success, status.info, report)
         info["failed"] = bool(status.failed)
         if self.render_mode == "human":

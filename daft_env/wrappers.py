@@ -372,6 +372,9 @@ class RecordEpisodeToStore(gym.Wrapper):
             "wall_time_s": round(time.time() - self._t0, 4),
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "emergency_stop": emergency_stop,
+            # Why an unsuccessful episode ended early (a lost arm server, a dead camera), so a
+            # failed episode kept in the store says what happened.
+            "backend_error": info.get("backend_error"),
             **self.metadata,
         }
         embeddings = None

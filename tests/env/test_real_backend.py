@@ -337,8 +337,8 @@ def test_stalled_camera_ends_the_episode_as_failed_then_reset_recovers():
         env.step(np.zeros(7))
         head.stall()
         time.sleep(0.3)
-        _, _, terminated, _, info = env.step(np.zeros(7))
-        assert terminated and info["failed"]
+        _, _, terminated, truncated, info = env.step(np.zeros(7))
+        assert truncated and not terminated and info["failed"]
         assert "stale" in info["backend_error"] and "mock:head" in info["backend_error"]
         with pytest.raises(RealBackendFault):
             env.unwrapped.backend.apply_action(np.zeros(7))

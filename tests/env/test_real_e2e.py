@@ -135,7 +135,8 @@ def test_camera_that_stops_delivering_is_reported_and_ends_the_episode(served, v
         env.reset(seed=0)
         time.sleep(0.8)  # the 6-frame file ends after 0.2 s; its last frame goes stale at 0.5 s
         _, reward, terminated, truncated, info = env.step(np.zeros(7))
-        assert terminated and reward == 0.0 and not info["is_success"]
+        # a hardware fault ends the episode as truncated: not a true terminal state of the task
+        assert truncated and not terminated and reward == 0.0 and not info["is_success"]
         assert "CameraError" in info["backend_error"] and "head" in info["backend_error"]
         assert "stale" in info["backend_error"] and str(videos["short"]) in info["backend_error"]
         with pytest.raises(RealBackendFault, match="reset"):
@@ -218,7 +219,7 @@ def test_server_killed_mid_episode_ends_it_as_failed_within_one_second_and_keeps
         _, reward, terminated, truncated, info = env.step(np.zeros(7))
         elapsed = time.monotonic() - t0
         assert elapsed < 1.0, elapsed
-        assert terminated and reward == 0.0 and info["failed"]
+        assert truncated and not terminated and reward == 0.0 and info["failed"]
         assert "ConnectionLostError" in info["backend_error"]
         assert f"127.0.0.1:{port}" in info["backend_error"]
         assert info["episode_saved_path"] is not None
@@ -237,7 +238,9 @@ def test_server_killed_mid_episode_ends_it_as_failed_within_one_second_and_keeps
     episodes = list(store.episodes())
     assert len(episodes) == 1
     ep = episodes[0]
-    assert not ep.success and len(ep) == 4 and bool(ep.terminated[-1])
+    # kept as a failed, truncated (not terminal) episode that names the fault
+    assert not ep.success and len(ep) == 4 and not ep.terminated.any()
+    assert "ConnectionLostError" in ep.metadata["backend_error"]
     assert ep.observations["head_rgb"].shape == (5, 256, 256, 3)
 
 
