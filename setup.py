@@ -42,6 +42,9 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6.29",
             "matplotlib>=3.8",
+            # the T5 command encoder is tested with a tiny config built in code (no download)
+            "transformers>=4.40",
+            "sentencepiece>=0.2",
         ],
         "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
         "vla": ["transformers>=4.40", "sentencepiece>=0.2"],

@@ -1,0 +1,338 @@
+"""Warm up and fine-tune the dual-actor agent with the simulated operator, then evaluate.
+
+Steps: (1) collect 20 expert demos per task if the store has none, (2) offline warm-up (Cal-QL +
+consistency BC), (3) online training with the simulated operator's takeovers and talk-and-tweak
+labels, (4) 25 trials per task, autonomous and with the operator's spoken refinement commands,
+printed as the paper's Table I. Writes ``runs/<name>/checkpoint.zip``, ``runs/<name>/tb`` (TensorBoard),
+``runs/<name>/results.json``; the store defaults to ``runs/<name>/store``.
+
+``--resume`` continues a run from its checkpoint and store (step counts, buffers, optimisers) with no
+prompt. Examples::
+
+    daft train                       # preset state: BoltMultiTask-Sim-v0, privileged state
+    daft train --preset pixels --tiny
+    daft train --name exp1 --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hardware.errors import ConfigError
+
+#: preset -> (env id, obs mode, agent kwargs, online steps, warm-up updates)
+PRESETS: dict[str, dict[str, Any]] = {
+    "state": {
+        "env_id": "BoltMultiTask-Sim-v0",
+        "obs_mode": "state",
+        "online_steps": 15_000,
+        "warmup_steps": 2_000,
+        "agent": {
+            "backbone": "state",
+            "actor_hidden": (256, 256),
+            "critic_hidden": (256, 256),
+            "batch_size": 256,
+            "utd_ratio": 1.0,
+        },
+    },
+    "pixels": {
+        "env_id": "BoltMultiTask-Sim-v0",
+        "obs_mode": "pixels",
+        "online_steps": 15_000,
+        "warmup_steps": 2_000,
+        "agent": {
+            "backbone": "pixels",
+            "actor_hidden": (256, 256),
+            "critic_hidden": (256, 256),
+            "batch_size": 64,
+            "utd_ratio": 0.5,
+        },
+    },
+}
+#: sizes used by --tiny (CI and tests): a few hundred steps end to end
+TINY = {
+    "online_steps": 300,
+    "warmup_steps": 30,
+    "demos": 2,
+    "eval_trials": 2,
+    "min_rollouts_per_task": 10,
+    "batch_size": 24,
+    "hidden": (32, 32),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``daft train``."""
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="state",
+        help="configuration preset (default: state)",
+    )
+    parser.add_argument(
+        "--env", default=None, help="env id (default: the preset's, BoltMultiTask-Sim-v0)"
+    )
+    parser.add_argument(
+        "--name", default=None, help="run name under --output-dir (default: the preset name)"
+    )
+    parser.add_argument(
+        "--output-dir", default="runs", help="where runs are written (default: runs)"
+    )
+    parser.add_argument(
+        "--store", default=None, help="episode store directory (default: <run>/store)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="online env steps in total (default: 15000)"
+    )
+    parser.add_argument(
+        "--warmup-steps", type=int, default=None, help="offline warm-up updates (default: 2000)"
+    )
+    parser.add_argument(
+        "--demos", type=int, default=20, help="expert demos per task to collect into an empty store"
+    )
+    parser.add_argument(
+        "--eval-trials", type=int, default=25, help="evaluation trials per task (default: 25)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--utd", type=float, default=None, help="learner updates per env step")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <run>/checkpoint.zip and the store"
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=2_500, help="env steps between checkpoints"
+    )
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny sizes for CI: a few hundred steps, small networks"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--skip-eval", action="store_true", help="train only")
+
+
+def _make_envs(env_id: str, obs_mode: str, seed: int) -> tuple[Any, Any, Any]:
+    import gymnasium as gym
+
+    import daft_env  # noqa: F401  (registers the ids)
+    from daft_env.operator import SimulatedOperator
+    from daft_env.wrappers import InterventionWrapper
+
+    try:
+        base = gym.make(env_id, obs_mode=obs_mode)
+    except gym.error.Error as exc:
+        raise ConfigError(f"cannot make env {env_id!r}: {exc}") from exc
+    train_env = InterventionWrapper(base, SimulatedOperator(base, seed=seed))
+    eval_env = gym.make(env_id, obs_mode=obs_mode)
+    talk_base = gym.make(env_id, obs_mode=obs_mode)
+    talk_env = InterventionWrapper(
+        talk_base, SimulatedOperator(talk_base, mode="speak", seed=seed + 1)
+    )
+    return train_env, eval_env, talk_env
+
+
+def _collect(
+    store: Any, env_id: str, tasks: list[str], n: int, obs_mode: str, seed: int, progress: bool
+) -> None:
+    try:
+        from daft_agent.cli.collect import collect_demos
+    except ImportError:  # pragma: no cover - the collect command ships with daft
+        collect_demos = None
+    if collect_demos is None:
+        raise ConfigError("daft_agent.cli.collect is missing; cannot record demonstrations")
+    collect_demos(store, env_id, tasks, n, obs_mode, seed=seed, progress=progress)
+
+
+class _ProgressCallback:
+    """SB3 callback factory: a tqdm bar over online steps with live per-task success rates."""
+
+    @staticmethod
+    def make(total: int, initial: int, enabled: bool, checkpoint: Path, every: int) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+        from tqdm.auto import tqdm
+
+        class Cb(BaseCallback):
+            def _on_training_start(self) -> None:
+                self.bar = tqdm(
+                    total=total,
+                    initial=initial,
+                    desc="online",
+                    disable=not enabled,
+                    dynamic_ncols=True,
+                )
+                self._last_ep = -1
+
+            def _on_step(self) -> bool:
+                agent = self.model
+                self.bar.update(1)
+                if agent._episode_num != self._last_ep:
+                    self._last_ep = agent._episode_num
+                    rates = agent.success_rates()
+                    self.bar.set_postfix(
+                        {t[:4]: ("-" if r != r else f"{100 * r:.0f}%") for t, r in rates.items()}
+                        | {"upd": agent.online_updates_done}
+                    )
+                if every and agent.online_env_steps % every == 0:
+                    with agent._policy_lock:  # a consistent snapshot while the learner runs
+                        agent.save(checkpoint)
+                return True
+
+            def _on_training_end(self) -> None:
+                self.bar.close()
+
+        return Cb()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``daft train``; returns the exit status."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+    from stable_baselines3.common.logger import configure
+
+    from daft_agent.agent import DualActorAgent
+    from daft_agent.errors import CheckpointError
+    from daft_agent.evaluation import evaluate_tasks, format_table
+    from daft_env.store import EpisodeStore
+    from daft_env.tasks import TASK_NAMES
+
+    torch.set_num_threads(1)
+    preset = PRESETS[args.preset]
+    env_id = args.env or preset["env_id"]
+    name = args.name or args.preset
+    run_dir = Path(args.output_dir) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = run_dir / "checkpoint.zip"
+    store = EpisodeStore(args.store or run_dir / "store")
+    progress = not args.no_progress
+    online_steps = (
+        args.steps
+        if args.steps is not None
+        else (TINY["online_steps"] if args.tiny else preset["online_steps"])
+    )
+    warmup_steps = (
+        args.warmup_steps
+        if args.warmup_steps is not None
+        else (TINY["warmup_steps"] if args.tiny else preset["warmup_steps"])
+    )
+    demos = TINY["demos"] if args.tiny and args.demos == 20 else args.demos
+    trials = TINY["eval_trials"] if args.tiny and args.eval_trials == 25 else args.eval_trials
+    if min(online_steps, warmup_steps) < 0 or demos < 1 or trials < 0:
+        raise ConfigError(
+            "--steps and --warmup-steps must be >= 0, --demos >= 1, --eval-trials >= 0"
+        )
+
+    train_env, eval_env, talk_env = _make_envs(env_id, preset["obs_mode"], args.seed)
+    tasks = (
+        list(TASK_NAMES[: train_env.observation_space["task_id"].n])
+        if "task_id" in train_env.observation_space.spaces
+        else None
+    )
+    task_list = tasks or [train_env.unwrapped.task.name]
+
+    # (1) demonstrations
+    if any(store.count(task=t, kind="demos") == 0 for t in task_list):
+        print(f"collecting {demos} expert demos per task into {store.root}")
+        _collect(store, env_id, task_list, demos, preset["obs_mode"], args.seed, progress)
+
+    agent_kwargs = dict(preset["agent"])
+    agent_kwargs["warmup_steps"] = warmup_steps
+    if args.tiny:
+        agent_kwargs.update(
+            batch_size=TINY["batch_size"],
+            actor_hidden=TINY["hidden"],
+            critic_hidden=TINY["hidden"],
+            refinement_hidden=TINY["hidden"],
+            min_rollouts_per_task=TINY["min_rollouts_per_task"],
+            refinement_batch_size=16,
+        )
+        if args.preset == "pixels":
+            agent_kwargs["backbone_kwargs"] = {"image_features": 16, "channels": 4}
+    if args.utd is not None:
+        agent_kwargs["utd_ratio"] = args.utd
+    if args.batch_size is not None:
+        agent_kwargs["batch_size"] = args.batch_size
+
+    if args.resume and checkpoint.exists():
+        agent = DualActorAgent.load(checkpoint, env=train_env, store=store)
+        differing = {
+            k: (getattr(agent, k), v)
+            for k, v in agent_kwargs.items()
+            if k not in ("warmup_steps", "utd_ratio") and _norm(getattr(agent, k, None)) != _norm(v)
+        }
+        if differing:
+            raise CheckpointError(
+                f"{checkpoint} was trained with another configuration: "
+                + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in differing.items())
+                + ". Use the same preset/flags, or another --name."
+            )
+        agent.warmup_steps = warmup_steps
+        print(
+            f"resuming {checkpoint}: {agent.online_env_steps} online steps, {agent.warmup_updates_done} warm-up updates done"
+        )
+    else:
+        if args.resume:
+            print(f"no checkpoint at {checkpoint}; starting a new run")
+        agent = DualActorAgent(
+            env=train_env, store=store, tasks=tasks or task_list, seed=args.seed, **agent_kwargs
+        )
+    agent.set_logger(configure(str(run_dir / "tb"), ["tensorboard", "csv"]))
+
+    # (2) warm-up
+    t0 = time.time()
+    remaining_warmup = max(0, agent.warmup_steps - agent.warmup_updates_done)
+    if remaining_warmup:
+        from tqdm.auto import tqdm
+
+        with tqdm(
+            total=remaining_warmup, desc="warm-up", disable=not progress, dynamic_ncols=True
+        ) as bar:
+            agent.warmup(remaining_warmup, progress=lambda i, n: bar.update(1))
+        agent.save(checkpoint)
+
+    # (3) online
+    remaining = max(0, online_steps - agent.online_env_steps)
+    if remaining:
+        cb = _ProgressCallback.make(
+            online_steps, agent.online_env_steps, progress, checkpoint, args.checkpoint_every
+        )
+        agent.learn(remaining, callback=cb, reset_num_timesteps=False)
+    agent.save(checkpoint)
+    train_time = time.time() - t0
+
+    # (4) evaluation
+    results: dict[str, Any] = {
+        "online_env_steps": agent.online_env_steps,
+        "train_seconds": train_time,
+    }
+    if not args.skip_eval and trials > 0:
+        auto = evaluate_tasks(agent, eval_env, task_list, trials, seed=args.seed + 10_000)
+        talk = evaluate_tasks(
+            agent, talk_env, task_list, trials, seed=args.seed + 10_000, use_commands=True
+        )
+        table = format_table(auto, talk)
+        print(table)
+        (run_dir / "table.txt").write_text(table + "\n")
+        results["autonomous"] = {
+            t: {"success_rate": r.success_rate, "mean_length": r.mean_length}
+            for t, r in auto.items()
+        }
+        results["with_commands"] = {
+            t: {
+                "success_rate": r.success_rate,
+                "mean_length": r.mean_length,
+                "commands": r.commands_spoken,
+            }
+            for t, r in talk.items()
+        }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"checkpoint: {checkpoint}\nTensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    for env in (train_env, eval_env, talk_env):
+        env.close()
+    return 0
+
+
+def _norm(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list | tuple) else v
