@@ -95,6 +95,8 @@ class DualActorAgent(BaseAlgorithm):
         bc_on_rollouts: apply the BC term (Eq. 5) to the whole online batch, rollouts included,
             as the paper's Eq. 6 does (default). False restricts BC to expert actions (demos and
             interventions); in our sim runs that did not help (assemble 64% vs 80%, one run each).
+        normalize_q: divide the actor's Q term by the batch's mean |Q| (TD3+BC), so lambda_2 is a
+            weight relative to BC rather than to the scale of the returns.
         success_window: episodes per task in the rolling success rate.
         tensorboard_log: TensorBoard directory (None: no TensorBoard).
         verbose: SB3 verbosity.
@@ -143,6 +145,7 @@ class DualActorAgent(BaseAlgorithm):
         weight_sync_interval: int = 20,
         refinement_bc_trains_primary: bool = True,
         bc_on_rollouts: bool = True,
+        normalize_q: bool = False,
         success_window: int = 20,
         policy_kwargs: dict[str, Any] | None = None,
         tensorboard_log: str | None = None,
@@ -200,6 +203,7 @@ class DualActorAgent(BaseAlgorithm):
         self.weight_sync_interval = int(weight_sync_interval)
         self.refinement_bc_trains_primary = bool(refinement_bc_trains_primary)
         self.bc_on_rollouts = bool(bc_on_rollouts)
+        self.normalize_q = bool(normalize_q)
         self.success_window = int(success_window)
         # Progress counters: saved in checkpoints, so a resumed run continues them.
         self.warmup_updates_done = 0
@@ -244,6 +248,7 @@ class DualActorAgent(BaseAlgorithm):
             calql_temperature=self.calql_temperature,
             refinement_bc_trains_primary=self.refinement_bc_trains_primary,
             bc_on_rollouts=self.bc_on_rollouts,
+            normalize_q=self.normalize_q,
         )
 
     def _check_spaces(self) -> None:

@@ -50,6 +50,7 @@ class LearnerConfig:
     calql_temperature: float = 1.0
     refinement_bc_trains_primary: bool = True
     bc_on_rollouts: bool = True
+    normalize_q: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.refinement_batch_size < 1:
@@ -254,6 +255,12 @@ class Learner:
         q_bar = torch.stack([q.mean() for q in q_per_task]).detach()
         eps = task_weights(q_bar, cfg.task_weight_c, *cfg.task_weight_clip)
         q_loss = weighted_actor_q_loss(q_per_task, eps)
+        if cfg.normalize_q:
+            # TD3+BC (Fujimoto & Gu, 2021): divide the Q term by the batch's detached mean |Q| so
+            # lambda_2 weighs it relative to BC whatever the scale of the returns. Without it a
+            # Q of O(1) swamps a BC error of O(1e-3) and pulls actions off the demonstrations.
+            q_scale = torch.cat(q_per_task).abs().mean().detach().clamp_min(1e-3)
+            q_loss = q_loss / q_scale
         actor_loss = lam_bc * bc + lam_q * q_loss
         stats["actor/bc_loss"] = float(bc.detach())
         stats["actor/q_loss"] = float(q_loss.detach())

@@ -110,8 +110,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tiny", action="store_true", help="tiny sizes for CI: a few hundred steps, small networks"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one DualActorAgent keyword argument (a Python literal), e.g. "
+        "--set normalize_q=True --set bc_on_rollouts=False; repeatable",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--skip-eval", action="store_true", help="train only")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings -> agent keyword arguments; VALUE is a Python literal."""
+    import ast
+    import inspect
+
+    from daft_agent.agent import DualActorAgent
+
+    valid = set(inspect.signature(DualActorAgent.__init__).parameters) - {"self", "env"}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in valid:
+            raise ConfigError(
+                f"--set {key}: not a DualActorAgent argument; valid keys are {sorted(valid)}"
+            )
+        try:
+            out[key] = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            out[key] = raw.strip()  # a bare string such as --set backbone=state
+    return out
 
 
 def _make_envs(env_id: str, obs_mode: str, seed: int) -> tuple[Any, Any, Any]:
@@ -254,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         agent_kwargs["utd_ratio"] = args.utd
     if args.batch_size is not None:
         agent_kwargs["batch_size"] = args.batch_size
+    agent_kwargs.update(_parse_overrides(args.set))
 
     if args.resume and checkpoint.exists():
         agent = DualActorAgent.load(checkpoint, env=train_env, store=store)

@@ -6,8 +6,6 @@ import pytest
 
 from daft_agent.cli import main
 
-pytest.importorskip("daft_env.env")
-
 
 def test_daft_train_tiny_state_then_resume(tmp_path, capsys):
     out = tmp_path / "runs"
@@ -74,3 +72,18 @@ def test_daft_train_tiny_pixels(tmp_path):
     assert rc == 0
     assert json.loads((out / "p" / "results.json").read_text())["online_env_steps"] == 40
     assert (out / "p" / "checkpoint.zip").exists()
+
+
+def test_set_overrides_agent_arguments_and_rejects_unknown_keys():
+    from daft_agent.cli.train import _parse_overrides
+    from hardware.errors import ConfigError
+
+    assert _parse_overrides(["normalize_q=True", "gamma=0.95", "backbone=state"]) == {
+        "normalize_q": True,
+        "gamma": 0.95,
+        "backbone": "state",
+    }
+    with pytest.raises(ConfigError, match="valid keys are"):
+        _parse_overrides(["learning_rat=1e-3"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        _parse_overrides(["normalize_q"])

@@ -24,3 +24,28 @@ def test_env_tour_notebook_runs():
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     for task in ("upright", "pickup", "assemble"):
         assert f"{task}" in text and "success=True" in text
+
+
+TRAINING_NOTEBOOK = NOTEBOOK.parent / "02_training_analysis.ipynb"
+
+
+def test_training_analysis_notebook_reads_a_real_run(tmp_path, monkeypatch):
+    """The analysis notebook on the output of a tiny but complete ``daft train`` run."""
+    from daft_agent.cli import main
+
+    rc = main(
+        ["train", "--tiny", "--name", "nb", "--output-dir", str(tmp_path), "--no-progress"]
+    )
+    assert rc == 0
+    monkeypatch.setenv("DAFT_RUN_DIR", str(tmp_path / "nb"))
+    nb = nbformat.read(TRAINING_NOTEBOOK, as_version=4)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    for task in ("upright", "pickup", "assemble"):
+        assert task in text
+    assert "online env steps: 300" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
