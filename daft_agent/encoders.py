@@ -27,8 +27,9 @@ from gymnasium import spaces
 from torch import nn
 
 from daft_agent.errors import AgentConfigError, SpaceMismatchError, UnknownCommandError
-
-NULL_COMMAND = "[null]"
+from daft_env import labeler
+from daft_env.episode import NULL_COMMAND
+from daft_env.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------
 # Backbones
@@ -288,67 +289,27 @@ def embed_episode(backbone: nn.Module, episode: Any, batch_size: int = 64) -> np
 # Refinement-command encoders
 # ----------------------------------------------------------------------------------------------
 
-#: word -> (axis, sign) in the base frame (+x forward, +y left, +z up; ARCHITECTURE.md).
-DIRECTION_WORDS: dict[str, tuple[int, int]] = {
-    "forward": (0, 1),
-    "backward": (0, -1),
-    "left": (1, 1),
-    "right": (1, -1),
-    "up": (2, 1),
-    "down": (2, -1),
-}
-_FILLER_WORDS = frozenset({"move", "and", "to", "the", ","})
-
-
 def parse_command(text: str | None) -> np.ndarray:
     """Parse a talk-and-tweak phrase (Eq. 13) into a 3-axis sign vector in {-1, 0, 1}^3.
 
     ``"move right and forward"`` -> [1, -1, 0]; ``"[null]"``, ``""`` and None -> [0, 0, 0]. Word order
-    does not matter; "move", "and", "to", "the" are ignored.
+    does not matter. The vocabulary is the labeler's (:mod:`daft_env.labeler`), so the learner and
+    the labeler cannot drift apart.
 
     Raises:
-        UnknownCommandError: an unknown word, or two words for the same axis.
+        UnknownCommandError: an unknown word, two words for one axis, or no direction at all.
     """
-    signs = np.zeros(3, dtype=np.int8)
     if text is None:
-        return signs
-    phrase = text.strip().lower()
-    if phrase in ("", NULL_COMMAND):
-        return signs
-    seen: dict[int, str] = {}
-    for word in phrase.replace(",", " , ").split():
-        if word in _FILLER_WORDS:
-            continue
-        if word not in DIRECTION_WORDS:
-            raise UnknownCommandError(
-                f"unknown word {word!r} in refinement command {text!r}; the vocabulary is "
-                f"'{NULL_COMMAND}' or 'move' + {sorted(DIRECTION_WORDS)} joined by 'and'"
-            )
-        axis, sign = DIRECTION_WORDS[word]
-        if axis in seen:
-            raise UnknownCommandError(
-                f"refinement command {text!r} names axis {'xyz'[axis]} twice ({seen[axis]!r} and "
-                f"{word!r}); at most one word per axis"
-            )
-        seen[axis] = word
-        signs[axis] = sign
-    if not seen:
-        raise UnknownCommandError(f"refinement command {text!r} names no direction")
-    return signs
+        return np.zeros(3, dtype=np.int8)
+    try:
+        return labeler.parse_command(text).astype(np.int8)
+    except ConfigError as exc:
+        raise UnknownCommandError(str(exc)) from None
 
 
 def command_from_signs(signs: Sequence[int]) -> str:
-    """The canonical phrase for a sign vector (order x, y, z), ``[null]`` for all zeros."""
-    names = {
-        (0, 1): "forward",
-        (0, -1): "backward",
-        (1, 1): "left",
-        (1, -1): "right",
-        (2, 1): "up",
-        (2, -1): "down",
-    }
-    words = [names[(a, int(np.sign(s)))] for a, s in enumerate(signs) if s != 0]
-    return "move " + " and ".join(words) if words else NULL_COMMAND
+    """The labeler's canonical phrase for a sign vector (x, y, z); ``[null]`` for all zeros."""
+    return labeler.phrase_from_signs(np.sign(np.asarray(signs)).astype(int))
 
 
 @runtime_checkable

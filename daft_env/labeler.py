@@ -102,7 +102,8 @@ def parse_command(phrase: str) -> np.ndarray:
     """Invert the word mapping: a refinement command -> per-axis signs (x, y, z) in {-1, 0, 1}.
 
     Accepts any phrase of :data:`VOCABULARY` and, leniently, any order of the axis words, with or
-    without the leading "move" (e.g. "forward and right"). ``[null]`` gives zeros.
+    without the leading "move", and the paper's own phrasing "move to the right" (an operator
+    typing a command writes it that way). ``[null]`` gives zeros.
 
     Raises:
         ConfigError: for an unknown word, or two words for one axis ("left and right").
@@ -116,7 +117,7 @@ def parse_command(phrase: str) -> np.ndarray:
         tokens = tokens[1:]
     seen: set[int] = set()
     for tok in tokens:
-        if tok == "and":
+        if tok in ("and", "to", "the"):
             continue
         if tok not in WORDS:
             raise ConfigError(
