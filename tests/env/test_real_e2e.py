@@ -309,3 +309,27 @@ def test_mujoco_arm_speaks_metres_radians_and_opening_fractions():
         assert arm.stop_count == 1 and arm.stop_event.is_set()
     finally:
         arm.close()
+
+
+@pytest.mark.parametrize("env_id", ["BoltPickup-Real-v0", "BoltMultiTask-Real-v0"])
+def test_real_ids_pass_the_gymnasium_and_sb3_env_checkers(served, videos, env_id):
+    """The -Real-v0 face is the -Sim-v0 face: same spaces, same API, checked by both checkers.
+
+    Real ids are registered nondeterministic (cameras run in wall time), so the checkers' same-seed
+    observation comparison is skipped for them; everything else is checked.
+    """
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    arm, server = served
+    env = gym.make(env_id, backend_kwargs=real_kwargs(arm, server, videos))
+    sim = gym.make(env_id.replace("-Real-", "-Sim-"))
+    try:
+        assert env.spec.nondeterministic
+        assert env.observation_space == sim.observation_space
+        assert env.action_space == sim.action_space
+        gym_check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=False)
+    finally:
+        env.close()
+        sim.close()
