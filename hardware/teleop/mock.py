@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from hardware.errors import ConfigError, DeviceNotFoundError
-from hardware.teleop.base import TeleopCommand
 from hardware.teleop.spacemouse import (
     RawSpaceMouseReading,
     SpaceMouseMapping,
     SpaceMouseState,
+    _MappedSpaceMouse,
     load_stream,
     save_stream,
 )
@@ -64,7 +64,7 @@ def _coerce(stream: Any) -> list[RawSpaceMouseReading]:
     return out
 
 
-class RecordedSpaceMouse:
+class RecordedSpaceMouse(_MappedSpaceMouse):
     """A SpaceMouse that replays recorded raw readings through :class:`SpaceMouseState`."""
 
     name = "mock"
@@ -105,18 +105,8 @@ class RecordedSpaceMouse:
         self._index += 1
         return raw
 
-    def read(self) -> TeleopCommand:
-        """Map the next reading exactly as :class:`~hardware.teleop.spacemouse.SpaceMouse` does."""
-        return self._state.update(self.read_raw())
-
-    def on_step(self, observation: Any, policy_action: np.ndarray, info: dict[str, Any]) -> None:
-        """Track the policy's gripper while hands-off (as the real device does)."""
-        if policy_action is not None and len(policy_action) >= 7:
-            self._state.sync_gripper(float(policy_action[6]))
-
-    def reset(self) -> None:
-        """Forget toggles; the stream position is kept (an episode boundary is not a rewind)."""
-        self._state.reset()
+    # read/on_step/reset come from _MappedSpaceMouse: the real device's code. reset() forgets
+    # toggles but keeps the stream position (an episode boundary is not a rewind).
 
     def rewind(self) -> None:
         """Replay from the first reading."""

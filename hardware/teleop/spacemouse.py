@@ -210,6 +210,32 @@ class SpaceMouseState:
         )
 
 
+class _MappedSpaceMouse:
+    """What every SpaceMouse-shaped device does with its raw readings: one mapping, one state.
+
+    Subclasses provide ``read_raw()`` and set ``self._state``; the real device and the replayed
+    recording share this code, so tests of the recording exercise the real mapping.
+    """
+
+    _state: SpaceMouseState
+
+    def read_raw(self) -> RawSpaceMouseReading:
+        raise NotImplementedError
+
+    def read(self) -> TeleopCommand:
+        """The latest command in the base frame (module docstring)."""
+        return self._state.update(self.read_raw())
+
+    def on_step(self, observation: Any, policy_action: np.ndarray, info: dict[str, Any]) -> None:
+        """Track the policy's gripper while the operator is hands-off."""
+        if policy_action is not None and len(policy_action) >= 7:
+            self._state.sync_gripper(float(policy_action[6]))
+
+    def reset(self) -> None:
+        """Drop toggles and open the gripper."""
+        self._state.reset()
+
+
 @dataclass
 class SpaceMouseConfig:
     """Configuration of :class:`SpaceMouse`.
@@ -237,7 +263,7 @@ def _import_pyspacemouse() -> Any:
     return pyspacemouse
 
 
-class SpaceMouse:
+class SpaceMouse(_MappedSpaceMouse):
     """A 3Dconnexion SpaceMouse behind the :class:`~hardware.teleop.base.TeleopDevice` protocol."""
 
     name = "spacemouse"
@@ -277,19 +303,6 @@ class SpaceMouse:
         if self.config.record:
             self.recording.append(raw)
         return raw
-
-    def read(self) -> TeleopCommand:
-        """The latest command in the base frame (module docstring)."""
-        return self._state.update(self.read_raw())
-
-    def on_step(self, observation: Any, policy_action: np.ndarray, info: dict[str, Any]) -> None:
-        """Track the policy's gripper while the operator is hands-off."""
-        if policy_action is not None and len(policy_action) >= 7:
-            self._state.sync_gripper(float(policy_action[6]))
-
-    def reset(self) -> None:
-        """Drop toggles and open the gripper."""
-        self._state.reset()
 
     def disconnect(self) -> None:
         """Close the device (safe to call twice)."""
