@@ -85,7 +85,7 @@ class DualActorPolicy(BasePolicy):
         command_dim: int = 4,
         actor_hidden: Sequence[int] = (256, 256),
         critic_hidden: Sequence[int] = (256, 256),
-        refinement_hidden: Sequence[int] = (256, 256),
+        refinement_hidden: Sequence[int] = (128, 128),
         n_critics: int = 2,
         K: float = 1.0,
         sigma_min: float = 0.002,
