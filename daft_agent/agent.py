@@ -5,8 +5,8 @@ Two phases:
 1. :meth:`DualActorAgent.warmup` (offline): Cal-QL critics and the consistency actor with
    lambda = (1.0, 0.1), on B/N demonstrations per task per update.
 2. :meth:`DualActorAgent.learn` (online): an interaction loop (this thread, an
-   :class:`~daft_agent.learner.ActorLoop`) and a learning loop (a background thread, a
-   :class:`~daft_agent.learner.Learner`) run concurrently. Bellman critics, lambda = (0.5, 0.5),
+   :class:`~daft_agent.actors.ActorLoop`) and a learning loop (a background thread, a
+   :class:`~daft_agent.update.Learner`) run concurrently. Bellman critics, lambda = (0.5, 0.5),
    B/2N demos + B/2N rollouts per task, refinement actor on the talk-tweak buffer. The learner is
    rate-limited to ``utd_ratio`` updates per env step so results do not depend on CPU speed.
 
@@ -30,11 +30,12 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.type_aliases import MaybeCallback
 
+from daft_agent.actors import ActorLoop, WeightsHub, actor_copies
 from daft_agent.buffers import DualActorReplay
 from daft_agent.encoders import EMBEDDING_KEY, CommandEncoder, make_command_encoder
 from daft_agent.errors import AgentConfigError, CheckpointError, EmptyStoreError, SpaceMismatchError
-from daft_agent.learner import ActorLoop, Learner, LearnerConfig, WeightsHub, actor_copies
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
+from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
 
 #: attributes that never go into a checkpoint: runtime objects and external resources.
