@@ -19,12 +19,13 @@ import numpy as np
 from gymnasium import spaces
 
 from daft_env.backends import Backend, make_backend
-from daft_env.errors import BackendError, ConfigError
+from daft_env.errors import ConfigError
 from daft_env.spaces import (
     GRIPPER_DIM,
     HEAD_SHAPE,
     MAX_EPISODE_STEPS,
     OBS_MODES,
+    STATE_DIM,
     WRIST_SHAPE,
     action_space,
     validate_action,
@@ -91,11 +92,22 @@ class BoltEnv(gym.Env):
             if backend == "mujoco":
                 kwargs.setdefault("scene", SCENES[task])
             self.backend: Backend = make_backend(backend, **kwargs)
-        else:
+            try:
+                self._setup(task, obs_mode)
+            except BaseException:
+                # What this constructor built, it closes: a real backend's camera reader threads
+                # would otherwise outlive the error and abort the interpreter at exit.
+                self.backend.close()
+                raise
+        else:  # a ready backend belongs to the caller, who closes it
             self.backend = backend
+            self._setup(task, obs_mode)
+
+    def _setup(self, task: str, obs_mode: str) -> None:
+        """Spaces and episode counters, once the backend exists."""
         self._pixels = obs_mode in ("pixels", "pixels+state")
         self._state = obs_mode in ("state", "pixels+state")
-        if self._state and not getattr(self.backend, "has_privileged_state", False):
+        if self._state and not self.backend.has_privileged_state:
             raise ConfigError(
                 f"obs_mode={obs_mode!r} needs privileged state, which only simulation has; "
                 "use obs_mode='pixels' with this backend."
@@ -109,8 +121,6 @@ class BoltEnv(gym.Env):
         if task in MODES:
             obs_spaces["task_id"] = spaces.Discrete(len(TASK_NAMES))
         if self._state:
-            from daft_env.backends.mujoco import STATE_DIM
-
             obs_spaces["state"] = spaces.Box(-10.0, 10.0, (STATE_DIM,), dtype=np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
 
@@ -161,7 +171,7 @@ class BoltEnv(gym.Env):
         self._bolt = 0
         self._ops_total = 3 * self._episode_n_bolts if self.mode == "long_horizon" else 1
         self.backend.reset(self.task, self.np_random, backend_options)
-        if self.mode == "long_horizon" and hasattr(self.backend, "set_active_bolt"):
+        if self.mode == "long_horizon":
             self.backend.set_active_bolt(0)
         status = self.backend.task_status()
         return self._obs(), self._info(status.success, status.info, None)
@@ -199,8 +209,7 @@ class BoltEnv(gym.Env):
         k = self._ops_done
         self._bolt = k // 3
         self.task = get_task(TASK_NAMES[k % 3])
-        if hasattr(self.backend, "set_active_bolt"):
-            self.backend.set_active_bolt(self._bolt)
+        self.backend.set_active_bolt(self._bolt)
         self.backend.set_task(self.task)
         self._subtask_steps = 0
 
@@ -238,22 +247,24 @@ class BoltEnv(gym.Env):
         return info
 
     def privileged_state(self) -> dict[str, Any]:
-        """Physical state for scripted experts and the simulated operator (simulation only)."""
-        fn = getattr(self.backend, "privileged_state", None)
-        if fn is None:
-            raise BackendError("privileged_state() is only available with the simulation backend")
-        return fn()
+        """Physical state for scripted experts and the simulated operator.
+
+        Raises:
+            BackendError: the backend is a real arm (only simulation has privileged state).
+        """
+        return self.backend.privileged_state()
 
     def render(self) -> np.ndarray | None:
         """Head-camera frame for ``rgb_array``; the MuJoCo viewer for ``human``."""
         if self.render_mode == "rgb_array":
             return self.backend.render("head")
         if self.render_mode == "human":
-            fn = getattr(self.backend, "render_human", None)
-            if fn is None:
-                raise BackendError("this backend has no interactive viewer; use 'rgb_array'")
-            fn()
+            self.backend.render_human()
         return None
+
+    def stop(self) -> None:
+        """Halt the robot at once (an emergency stop); the next :meth:`reset` resumes."""
+        self.backend.stop()
 
     def close(self) -> None:
         """Release the backend."""

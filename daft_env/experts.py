@@ -17,18 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from daft_env.backends.mujoco import (
-    HOME_YAW,
-    PLATE_BOTTOM,
-    R_TOPDOWN,
-    SHANK_RADIUS,
-    _rotmat,
-    _rotvec,
-    _rz,
-)
+from daft_env.backends.mujoco import HOME_YAW, R_TOPDOWN
+from daft_env.backends.predicates import PLATE_BOTTOM, SHANK_RADIUS
 from daft_env.errors import ConfigError
 from daft_env.spaces import ACTION_SCALE
 from daft_env.tasks import TASK_NAMES
+from hardware.rotations import matrix_to_rotvec, rotvec_to_matrix, rpy_to_matrix
 
 #: Grasp heights along the bolt axis, measured from the head's bearing face (m).
 UPRIGHT_GRASP = 0.048  # near the shank end, so the head hangs below the fingers when turned
@@ -52,7 +46,7 @@ def _rot_between(a: np.ndarray, b: np.ndarray, angle: float | None = None) -> np
     if s < 1e-9:
         return np.eye(3)
     ang = full if angle is None else float(np.clip(angle, -full, full))
-    return _rotmat(axis / s * ang)
+    return rotvec_to_matrix(axis / s * ang)
 
 
 class ScriptedExpert:
@@ -97,7 +91,7 @@ class ScriptedExpert:
         action = np.zeros(7)
         action[:3] = self.gain * (np.asarray(pos) - ps["tcp_pos"]) / ACTION_SCALE[:3]
         if rot is not None:
-            action[3:6] = self.gain * _rotvec(rot @ ps["tcp_rot"].T) / ACTION_SCALE[3:]
+            action[3:6] = self.gain * matrix_to_rotvec(rot @ ps["tcp_rot"].T) / ACTION_SCALE[3:]
         # Saturate each 3-vector as a whole so the direction (and the rotation axis) is kept.
         for sl in (slice(0, 3), slice(3, 6)):
             peak = float(np.max(np.abs(action[sl])))
@@ -112,7 +106,7 @@ class ScriptedExpert:
         if yaw is None:  # keep the current yaw (the bolt is round where we grasp it)
             r = ps["tcp_rot"]
             yaw = _wrap_yaw(float(np.arctan2(r[1, 0], r[0, 0])))
-        return _rz(yaw) @ R_TOPDOWN
+        return rpy_to_matrix((0.0, 0.0, yaw)) @ R_TOPDOWN
 
     def _release_and_clear(self, ps: Mapping[str, Any]) -> np.ndarray | None:
         """Open before leaving a bolt that is not the one to grasp; None when nothing to do."""
@@ -125,8 +119,8 @@ class ScriptedExpert:
         a, o, t = ps["bolt_axis"], ps["bolt_pos"], ps["tcp_pos"]
         g = o + a * along
         yaw = _wrap_yaw(float(np.arctan2(a[1], a[0])))
-        rot = _rz(yaw) @ R_TOPDOWN
-        rot_err = np.linalg.norm(_rotvec(rot @ ps["tcp_rot"].T))
+        rot = rpy_to_matrix((0.0, 0.0, yaw)) @ R_TOPDOWN
+        rot_err = np.linalg.norm(matrix_to_rotvec(rot @ ps["tcp_rot"].T))
         dxy = np.linalg.norm(t[:2] - g[:2])
         grasp_z = max(LYING_GRASP_Z, g[2] + 0.0005)
         low = t[2] < grasp_z + 0.003

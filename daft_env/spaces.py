@@ -22,6 +22,23 @@ GRIPPER_DIM = 1
 OBS_MODES = ("pixels", "state", "pixels+state")
 MAX_EPISODE_STEPS = 50
 
+#: Layout of the privileged ``state`` observation (name, size), simulation only; filled by
+#: :meth:`daft_env.backends.mujoco.MujocoBackend.state_vector`. Positions are metres in the robot
+#: base frame, quaternions [w, x, y, z].
+STATE_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("arm_qpos", 7),
+    ("tcp_pos", 3),
+    ("tcp_quat", 4),
+    ("gripper_opening", 1),
+    ("bolt_pos", 3),
+    ("bolt_quat", 4),
+    ("bolt_linvel", 3),
+    ("bolt_angvel", 3),
+    ("slot_pos", 3),
+    ("active_bolt", 1),
+)
+STATE_DIM = sum(n for _, n in STATE_LAYOUT)
+
 
 def action_space() -> spaces.Box:
     """The 7-d normalised end-effector delta action space shared by every DAFT env."""

@@ -18,11 +18,12 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from daft_env.episode import EPISODE_KINDS, NULL_COMMAND, Episode
+from daft_env.env import BoltEnv
+from daft_env.episode import NULL_COMMAND, Episode, EpisodeRecorder
 from daft_env.labeler import TalkAndTweakLabeler
 from daft_env.spaces import validate_action
 from daft_env.store import EpisodeStore, count_takeovers
-from daft_env.tasks import TASK_NAMES, get_task
+from daft_env.tasks import get_task
 from hardware.errors import ConfigError
 from hardware.teleop.base import TeleopCommand, TeleopDevice
 
@@ -59,8 +60,8 @@ class InterventionWrapper(gym.Wrapper):
 
     Emergency stop: when the device reports ``emergency_stop``, the env is *not* stepped (no
     further command reaches the robot); the step returns the previous observation, reward 0,
-    ``terminated=False``, ``truncated=True`` and ``info["emergency_stop"] = True``; a backend
-    ``stop()`` method, when the env's backend has one, is called first. It is not a
+    ``terminated=False``, ``truncated=True`` and ``info["emergency_stop"] = True``; a
+    :class:`~daft_env.env.BoltEnv` is told to :meth:`~daft_env.env.BoltEnv.stop` its backend first. It is not a
     transition: the recorder ends the episode at the previous step. A new ``reset`` is required.
 
     Args:
@@ -151,18 +152,7 @@ class InterventionWrapper(gym.Wrapper):
         if done:
             labels += self.labeler.flush()
         self._record_labels(labels)
-        info.update(
-            intervened=intervened,
-            policy_action=policy_action,
-            intervention_action=executed.copy() if intervened else None,
-            executed_action=executed.copy(),
-            labelled=labels,
-            refinement_command_now=cmd.refinement_command,
-            emergency_stop=False,
-            step_index=step_index,
-        )
-        if labels:
-            info["refinement_command_step"], info["refinement_command"] = labels[-1]
+        self._step_info(info, policy_action, executed, intervened, labels, cmd, step_index)
         if done:
             self._episode_end_info(info)
         self._last_obs, self._last_info = obs, info
@@ -186,11 +176,35 @@ class InterventionWrapper(gym.Wrapper):
         )
         self._needs_reset = True
 
+    @staticmethod
+    def _step_info(
+        info: dict[str, Any],
+        policy_action: np.ndarray,
+        executed: np.ndarray | None,
+        intervened: bool,
+        labels: list[tuple[int, str]],
+        cmd: TeleopCommand,
+        step_index: int,
+    ) -> None:
+        """The per-step keys of the class docstring; ``executed`` is None on an emergency stop."""
+        info.update(
+            intervened=intervened,
+            policy_action=policy_action,
+            intervention_action=executed.copy() if intervened else None,
+            executed_action=None if executed is None else executed.copy(),
+            labelled=labels,
+            refinement_command_now=cmd.refinement_command,
+            emergency_stop=executed is None,
+            step_index=step_index,
+        )
+        if labels:
+            info["refinement_command_step"], info["refinement_command"] = labels[-1]
+
     def _emergency_stop(self, policy_action: np.ndarray, cmd: TeleopCommand, step_index: int):
-        # a real backend may offer an immediate halt; the sim simply is not stepped again
-        stop = getattr(getattr(self.env.unwrapped, "backend", None), "stop", None)
-        if callable(stop):
-            stop()
+        # A BoltEnv halts its backend at once (a real arm holds still); any other env is simply
+        # not stepped again, which is the whole of the stop for a simulation.
+        if isinstance(self.env.unwrapped, BoltEnv):
+            self.env.unwrapped.stop()
         labels = self.labeler.flush()
         self._record_labels(labels)
         info = dict(self._last_info)
@@ -201,18 +215,7 @@ class InterventionWrapper(gym.Wrapper):
             "refinement_command_step",
         ):
             info.pop(key, None)
-        info.update(
-            intervened=False,
-            policy_action=policy_action,
-            intervention_action=None,
-            executed_action=None,
-            labelled=labels,
-            refinement_command_now=cmd.refinement_command,
-            emergency_stop=True,
-            step_index=step_index,
-        )
-        if labels:
-            info["refinement_command_step"], info["refinement_command"] = labels[-1]
+        self._step_info(info, policy_action, None, False, labels, cmd, step_index)
         self._episode_end_info(info)
         return self._last_obs, 0.0, False, True, info
 
@@ -221,30 +224,8 @@ class InterventionWrapper(gym.Wrapper):
         super().close()
 
 
-def _task_of(env: gym.Env, obs: Any, info: dict[str, Any]) -> str:
-    """The active task's name, from info, the env, or the observation's task id."""
-    for key in ("task", "task_name"):
-        value = info.get(key)
-        if isinstance(value, str) and value in TASK_NAMES:
-            return value
-    unwrapped = env.unwrapped
-    for attr in ("task", "task_spec", "current_task"):
-        value = getattr(unwrapped, attr, None)
-        name = getattr(value, "name", value)
-        if isinstance(name, str) and name in TASK_NAMES:
-            return name
-    if isinstance(obs, dict) and "task_id" in obs:
-        return get_task(int(np.asarray(obs["task_id"]).reshape(-1)[0])).name
-    if "task_id" in info:
-        return get_task(int(info["task_id"])).name
-    raise ConfigError(
-        "cannot tell which task this env runs: expected info['task'], env.unwrapped.task or "
-        "obs['task_id']; pass task=... to RecordEpisodeToStore"
-    )
-
-
 class RecordEpisodeToStore(gym.Wrapper):
-    """Build a :class:`~daft_env.episode.Episode` from the step stream and add it to a store.
+    """Record each episode with an :class:`~daft_env.episode.EpisodeRecorder` and add it to a store.
 
     Wrap it around an :class:`InterventionWrapper` (or a bare env, for rollouts and scripted
     demos). At each episode end (terminated, truncated or emergency stop) the episode is written
@@ -252,12 +233,10 @@ class RecordEpisodeToStore(gym.Wrapper):
     not kept). An episode abandoned by calling ``reset`` before it ended is discarded: only
     finished episodes are data. An emergency stop on the very first step leaves nothing to save.
 
-    What is recorded: every observation key (images included) for t = 0..T, the executed actions
-    (``info["executed_action"]`` when present, else the action passed in), the policy's actions,
-    intervention flags, rewards, ``terminated``, the refinement commands
-    (``info["episode_refinement_commands"]``, or ``[null]`` everywhere without an intervention
-    wrapper), success (``info["is_success"]`` on the last step, or a positive final reward), task,
-    instruction and metadata (env id, seed, device, wall time, plus ``metadata`` given here).
+    What is recorded is the recorder's (executed and policy actions, intervention flags, rewards,
+    ``terminated``, refinement commands, success by its one rule, the task by
+    :func:`~daft_env.episode.task_of`), plus metadata: env id, seed, device, wall time, whether an
+    emergency stop ended it, the backend fault when one did, and ``metadata`` given here.
 
     Args:
         env: the env, usually an :class:`InterventionWrapper`.
@@ -266,7 +245,7 @@ class RecordEpisodeToStore(gym.Wrapper):
             any step was intervened, else ``"rollouts"``.
         keep: optional predicate; an episode for which it returns False is not saved (e.g.
             ``lambda ep: ep.success`` for expert demos).
-        task: fixes the task name; by default it is read from ``info``/the env each episode.
+        task: fixes the task name; by default it is read from ``info``/the observation.
         metadata: extra JSON-serialisable details stored with every episode.
         embed: optional ``obs -> (D,)`` function whose output is stored as ``embeddings``.
     """
@@ -282,89 +261,50 @@ class RecordEpisodeToStore(gym.Wrapper):
         embed: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         super().__init__(env)
-        if kind is not None and kind not in EPISODE_KINDS:
-            raise ConfigError(f"kind must be one of {list(EPISODE_KINDS)} or None; got {kind!r}")
         if task is not None:
             get_task(task)
         if not isinstance(store, EpisodeStore):
             raise ConfigError(
                 f"store must be a daft_env.store.EpisodeStore; got {type(store).__name__}"
             )
+        self.recorder = EpisodeRecorder(kind=kind, embed=embed)
         self.store = store
         self.kind = kind
         self.keep = keep
         self.task = task
         self.metadata = dict(metadata or {})
-        self.embed = embed
         self.saved_paths: list = []
         self.discarded = 0
         self.last_episode: Episode | None = None
-        self._active = False
         self._seed: int | None = None
+        self._t0 = time.time()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start recording a new episode (an unfinished one in progress is discarded)."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._seed = seed
-        self._obs: list[Any] = [obs]
-        self._actions: list[np.ndarray] = []
-        self._policy_actions: list[np.ndarray] = []
-        self._intervened: list[bool] = []
-        self._rewards: list[float] = []
-        self._terminated: list[bool] = []
-        self._reset_info = dict(info)
         self._t0 = time.time()
-        self._active = True
+        self.recorder.start(obs, info)
         return obs, info
 
     def step(self, action: Any):
         """Step and record; save the episode when it ends."""
-        if not self._active:
+        if not self.recorder.active:
             raise gym.error.ResetNeeded("call reset() before step(): the episode has ended")
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if info.get("emergency_stop"):
-            self._active = False
-            info["episode_saved_path"] = self._finish(info, emergency_stop=True)
-            return obs, reward, terminated, truncated, info
-        executed = info.get("executed_action")
-        if executed is None:
-            executed = validate_action(action)
-        policy = info.get("policy_action")
-        if policy is None:
-            policy = validate_action(action)
-        self._obs.append(obs)
-        self._actions.append(np.asarray(executed, dtype=np.float32))
-        self._policy_actions.append(np.asarray(policy, dtype=np.float32))
-        self._intervened.append(bool(info.get("intervened", False)))
-        self._rewards.append(float(reward))
-        self._terminated.append(bool(terminated))
-        if terminated or truncated:
-            self._active = False
-            info["episode_saved_path"] = self._finish(info, emergency_stop=False)
+        stopped = bool(info.get("emergency_stop"))
+        if not stopped:  # an emergency stop is not a transition: the env was not stepped
+            self.recorder.step(obs, validate_action(action), float(reward), terminated, info)
+        if stopped or terminated or truncated:
+            info["episode_saved_path"] = self._finish(info, emergency_stop=stopped)
         return obs, reward, terminated, truncated, info
 
-    def _stack_obs(self) -> dict[str, np.ndarray]:
-        first = self._obs[0]
-        if isinstance(first, dict):
-            return {k: np.stack([np.asarray(o[k]) for o in self._obs]) for k in first}
-        return {"observation": np.stack([np.asarray(o) for o in self._obs])}
-
-    def build_episode(self, info: dict[str, Any], emergency_stop: bool = False) -> Episode | None:
-        """The :class:`Episode` recorded so far (None when no step was taken)."""
-        T = len(self._actions)
-        if T == 0:
+    def _finish(self, info: dict[str, Any], emergency_stop: bool):
+        if len(self.recorder) == 0:
+            self.recorder.discard()
+            self.last_episode = None
+            self.discarded += 1
             return None
-        task = self.task or _task_of(self.env, self._obs[-1], info)
-        spec = get_task(task)
-        cmds = info.get("episode_refinement_commands")
-        if cmds is None or len(cmds) < T:
-            cmds = [NULL_COMMAND] * T
-        intervened = np.asarray(self._intervened, dtype=bool)
-        kind = self.kind or ("interventions" if intervened.any() else "rollouts")
-        success = bool(info.get("is_success", self._rewards[-1] > 0)) and not emergency_stop
-        instruction = (
-            info.get("instruction") or self._reset_info.get("instruction") or spec.instruction
-        )
         metadata = {
             "env_id": getattr(getattr(self.env, "spec", None), "id", None),
             "seed": self._seed,
@@ -373,29 +313,18 @@ class RecordEpisodeToStore(gym.Wrapper):
             "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "emergency_stop": emergency_stop,
             # Why an unsuccessful episode ended early (a lost arm server, a dead camera), so a
-            # failed episode kept in the store says what happened.
-            "backend_error": info.get("backend_error"),
+            # failed episode kept in the store says what happened; the recorder fills it in.
+            "backend_error": None,
             **self.metadata,
         }
-        embeddings = None
-        if self.embed is not None:
-            embeddings = np.stack([np.asarray(self.embed(o)) for o in self._obs])
-        return Episode(
-            task=spec.name,
-            task_id=spec.task_id,
-            instruction=str(instruction),
-            kind=kind,
-            observations=self._stack_obs(),
-            actions=np.stack(self._actions),
-            policy_actions=np.stack(self._policy_actions),
-            intervened=intervened,
-            rewards=np.asarray(self._rewards, dtype=np.float32),
-            terminated=np.asarray(self._terminated, dtype=bool),
-            refinement_commands=list(cmds[:T]),
-            success=success,
-            embeddings=embeddings,
-            metadata=metadata,
-        )
+        ep = self.recorder.finish(info, metadata, task=self.task)
+        self.last_episode = ep
+        if self.keep is not None and not self.keep(ep):
+            self.discarded += 1
+            return None
+        path = self.store.add(ep)
+        self.saved_paths.append(path)
+        return path
 
     def _device_name(self) -> str | None:
         try:
@@ -403,16 +332,6 @@ class RecordEpisodeToStore(gym.Wrapper):
         except AttributeError:
             return None
         return getattr(device, "name", None)
-
-    def _finish(self, info: dict[str, Any], emergency_stop: bool):
-        ep = self.build_episode(info, emergency_stop)
-        self.last_episode = ep
-        if ep is None or (self.keep is not None and not self.keep(ep)):
-            self.discarded += 1
-            return None
-        path = self.store.add(ep)
-        self.saved_paths.append(path)
-        return path
 
 
 __all__ = ["InterventionWrapper", "RecordEpisodeToStore"]

@@ -1,7 +1,8 @@
 """The ``Backend`` seam: where actions go and observations come from.
 
 One protocol, implemented by :class:`~daft_env.backends.mujoco.MujocoBackend` and
-:class:`~daft_env.backends.real.RealBackend`. It is shaped by what a real arm needs:
+:class:`~daft_env.backends.real.RealBackend`; a caller uses these methods and never probes for
+others. It is shaped by what a real arm needs:
 
 * :meth:`Backend.apply_action` blocks for one control period (10 Hz) and returns what was actually
   sent after safety clipping;
@@ -66,6 +67,13 @@ class Backend(Protocol):
     def set_task(self, task: TaskSpec) -> None:
         """Switch the active subtask without resetting the scene (long-horizon chains)."""
 
+    def set_active_bolt(self, index: int) -> None:
+        """Make bolt ``index`` the subject of the task's success signal (long-horizon chains).
+
+        Raises:
+            ConfigError: ``index`` is not one of the bolts laid out by the last :meth:`reset`.
+        """
+
     def apply_action(self, action: np.ndarray) -> ActionReport:
         """Execute one normalised 7-d action for one control period and return what was applied."""
 
@@ -75,8 +83,25 @@ class Backend(Protocol):
     def task_status(self) -> TaskStatus:
         """Evaluate the active task's success signal."""
 
+    def privileged_state(self) -> dict[str, Any]:
+        """Physical object and arm state for scripted experts and the simulated operator.
+
+        Raises:
+            BackendError: the backend has no privileged state (``has_privileged_state`` is False).
+        """
+
     def render(self, camera: str = "head") -> np.ndarray:
         """An RGB frame for ``render_mode='rgb_array'`` (any size)."""
+
+    def render_human(self) -> None:
+        """Show the scene in an interactive viewer (``render_mode='human'``).
+
+        Raises:
+            BackendError: no viewer (a real arm) or no display; the message points to 'rgb_array'.
+        """
+
+    def stop(self) -> None:
+        """Halt motion at once (an emergency stop); the next :meth:`reset` resumes. Never raises."""
 
     def close(self) -> None:
         """Release the simulator, sockets and cameras. Safe to call twice."""

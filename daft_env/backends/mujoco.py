@@ -10,12 +10,9 @@ and damped least squares differential IK turns the target pose (p*, R*) into joi
 targets for stiff, gravity-compensated joint servos. The gripper squeezes with a bounded force
 (10 N per finger) when ``a[6] > 0`` and opens otherwise.
 
-Why hand-written IK and not mink: mink solves a QP per step through ``qpsolvers`` and rebuilds its
-task matrices in Python; the env's throughput target spends at least 75 % of a ``state``-mode step
-in ``mj_step`` (50 physics steps, about 1.2 ms here), which leaves roughly 0.3 ms for everything
-else. Two Gauss-Newton iterations of DLS on ``mj_jacSite`` with clamping to the joint limits and a
-null-space pull to the home posture cost tens of microseconds and are enough for 2 cm / 0.15 rad
-steps.
+The IK is :class:`daft_env.backends.ik.DifferentialIK`; its docstring gives the maths and the
+measured reason it is hand-written rather than a QP (mink). Rotation maths comes from
+:mod:`hardware.rotations`, except the IK's inner-loop rotation error (see there).
 """
 
 from __future__ import annotations
@@ -31,9 +28,26 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from daft_env.backends.base import ActionReport, TaskStatus  # noqa: E402
+from daft_env.backends.ik import DifferentialIK, rotation_error  # noqa: E402
+from daft_env.backends.mujoco_views import SceneViews  # noqa: E402
+from daft_env.backends.predicates import (  # noqa: E402
+    BOLT_LENGTH,
+    HEAD_HALF,
+    HEAD_HEIGHT,
+    SHANK_RADIUS,
+    SUCCESS_PREDICATES,
+)
 from daft_env.errors import BackendError, ConfigError  # noqa: E402
-from daft_env.spaces import ACTION_SCALE, HEAD_SHAPE, WRIST_SHAPE  # noqa: E402
+from daft_env.spaces import (  # noqa: E402
+    ACTION_SCALE,
+    CONTROL_HZ,
+    HEAD_SHAPE,
+    STATE_DIM,
+    STATE_LAYOUT,
+    WRIST_SHAPE,
+)
 from daft_env.tasks import TaskSpec  # noqa: E402
+from hardware.rotations import matrix_to_quat, rotvec_to_matrix, rpy_to_matrix  # noqa: E402
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "sim_assets"
 
@@ -41,10 +55,6 @@ ASSETS_DIR = Path(__file__).resolve().parents[2] / "sim_assets"
 MAX_OPENING = 0.08
 #: Gripper actuator targets (m of opening): squeeze beyond closed (force bounded) / fully open.
 GRIP_CLOSE, GRIP_OPEN = -0.02, 0.08
-#: Bolt geometry (m): bearing face of the head is the body origin, +z runs from head to tip.
-HEAD_HALF, HEAD_HEIGHT, SHANK_RADIUS, BOLT_LENGTH = 0.0065, 0.0055, 0.004, 0.0655
-#: Fixture geometry relative to a slot entrance site (on the channel floor, at the open end).
-SLOT_LENGTH, PLATE_BOTTOM, FIXTURE_TOP = 0.05, 0.009, 0.013
 #: Workspace box for the TCP target in the robot base frame (m): (low, high) per axis.
 WORKSPACE = np.array([[0.22, 0.78], [-0.38, 0.38], [0.006, 0.40]])
 #: Home TCP position in the base frame; the gripper points down with fingers closing along y.
@@ -61,102 +71,12 @@ RANDOM_RANGE = 0.05
 #: Where unused long-horizon bolts are parked (world), outside the workspace.
 PARK_POSITIONS = np.array([[0.05, 0.45], [0.12, 0.45], [0.19, 0.45], [0.26, 0.45]])
 
-# Success thresholds (documented in the predicates below).
-UPRIGHT_MAX_TILT = np.deg2rad(15.0)
-UPRIGHT_MAX_HEIGHT = 0.003
-REST_LINVEL, REST_ANGVEL = 0.02, 0.5
-PICKUP_MIN_CLEARANCE = 0.05
-ASSEMBLE_MIN_DEPTH = 0.015
-ASSEMBLE_MAX_TILT = np.deg2rad(10.0)
-ASSEMBLE_MAX_LATERAL = 0.0012
-
-
-def _rotvec(rot: np.ndarray) -> np.ndarray:
-    """Rotation vector (axis * angle) of a 3x3 rotation matrix, via MuJoCo's quaternion maths."""
-    quat = np.empty(4)
-    mujoco.mju_mat2Quat(quat, rot.reshape(-1))
-    vel = np.empty(3)
-    mujoco.mju_quat2Vel(vel, quat, 1.0)
-    return vel
-
 
 def _as_index(idx: np.ndarray) -> np.ndarray | slice:
     idx = np.asarray(idx)
     if idx.size and np.all(np.diff(idx) == 1):
         return slice(int(idx[0]), int(idx[-1]) + 1)
     return idx
-
-
-def _rotmat(rotvec: np.ndarray) -> np.ndarray:
-    """3x3 rotation matrix exp([rotvec]x)."""
-    angle = float(np.linalg.norm(rotvec))
-    if angle < 1e-12:
-        return np.eye(3)
-    quat = np.empty(4)
-    mujoco.mju_axisAngle2Quat(quat, rotvec / angle, angle)
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, quat)
-    return mat.reshape(3, 3)
-
-
-def _quat_from_mat(rot: np.ndarray) -> np.ndarray:
-    quat = np.empty(4)
-    mujoco.mju_mat2Quat(quat, rot.reshape(-1))
-    return quat if quat[0] >= 0 else -quat
-
-
-def _rz(yaw: float) -> np.ndarray:
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rx(roll: float) -> np.ndarray:
-    c, s = np.cos(roll), np.sin(roll)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-# ----------------------------------------------------------------------------------------------
-# Success predicates on privileged physical state (a dict as returned by privileged_state()).
-# ----------------------------------------------------------------------------------------------
-
-
-def upright_success(ps: Mapping[str, Any]) -> bool:
-    """Upright: the bolt stands on its head, released and at rest.
-
-    Holds when the bolt axis (head -> tip) is within 15 deg of +z (head down), the head's bearing
-    face centre is at most 3 mm above the table, the bolt moves slower than 2 cm/s and 0.5 rad/s,
-    and no part of the gripper touches it.
-    """
-    return bool(
-        ps["bolt_axis"][2] >= np.cos(UPRIGHT_MAX_TILT)
-        and ps["bolt_pos"][2] <= UPRIGHT_MAX_HEIGHT
-        and np.linalg.norm(ps["bolt_linvel"]) < REST_LINVEL
-        and np.linalg.norm(ps["bolt_angvel"]) < REST_ANGVEL
-        and not ps["gripper_touches_bolt"]
-    )
-
-
-def pickup_success(ps: Mapping[str, Any]) -> bool:
-    """Pickup: the bolt is held between both fingers with its lowest point >= 5 cm above the table."""
-    return bool(ps["grasped"] and ps["bolt_clearance"] >= PICKUP_MIN_CLEARANCE)
-
-
-def assemble_success(ps: Mapping[str, Any]) -> bool:
-    """Assemble: the shank is in the target T-slot to a depth of at least 15 mm.
-
-    Depth is the distance, along the slot, from the open end to the shank axis where it crosses
-    the slot's top plates; it must be >= 15 mm (the head is then fully captured under the plates).
-    The axis must also be within 1.2 mm of the slot centre line (the 10 mm slot leaves 1 mm each
-    side of the 8 mm shank; 0.2 mm more allows for contact compliance, while a shank forced into
-    a plate edge is not counted) and within 10 deg of vertical, and the head must be below the
-    plates.
-    """
-    return bool(
-        ps["slot_depth"] >= ASSEMBLE_MIN_DEPTH
-        and abs(ps["slot_lateral"]) <= ASSEMBLE_MAX_LATERAL
-        and ps["bolt_axis"][2] >= np.cos(ASSEMBLE_MAX_TILT)
-        and ps["head_top_in_slot"] <= PLATE_BOTTOM
-    )
 
 
 _HEAD_CORNERS = np.array(
@@ -167,27 +87,6 @@ _HEAD_CORNERS = np.array(
         for sz in (0, HEAD_HEIGHT)
     ]
 )
-
-SUCCESS_PREDICATES = {
-    "upright": upright_success,
-    "pickup": pickup_success,
-    "assemble": assemble_success,
-}
-
-#: Layout of the ``state`` observation vector (name, size); see :meth:`MujocoBackend.state_vector`.
-STATE_LAYOUT: tuple[tuple[str, int], ...] = (
-    ("arm_qpos", 7),
-    ("tcp_pos", 3),
-    ("tcp_quat", 4),
-    ("gripper_opening", 1),
-    ("bolt_pos", 3),
-    ("bolt_quat", 4),
-    ("bolt_linvel", 3),
-    ("bolt_angvel", 3),
-    ("slot_pos", 3),
-    ("active_bolt", 1),
-)
-STATE_DIM = sum(n for _, n in STATE_LAYOUT)
 
 
 class MujocoBackend:
@@ -225,9 +124,8 @@ class MujocoBackend:
             raise ConfigError(f"ik_iterations must be >= 1, got {ik_iterations}")
         self.model = mujoco.MjModel.from_xml_path(str(path))
         self.data = mujoco.MjData(self.model)
-        self._scratch = mujoco.MjData(self.model)
         m = self.model
-        period = 1.0 / 10.0
+        period = 1.0 / CONTROL_HZ
         if substeps is None:
             substeps = int(round(period / m.opt.timestep))
         if substeps < 1:
@@ -281,13 +179,11 @@ class MujocoBackend:
         self._arm_qadr = _as_index(self._arm_qadr)
         self._arm_dadr = _as_index(self._arm_dadr)
         self._arm_act = _as_index(self._arm_act)
-        self._jacp = np.zeros((3, m.nv))
-        self._jacr = np.zeros((3, m.nv))
-        self._jac = np.zeros((6, 7))
-        self._err = np.zeros(6)
+        self._ik = DifferentialIK(
+            m, self._tcp, self._arm_qadr, self._arm_dadr, self._arm_lo, self._arm_hi
+        )
         self._cache: dict[str, Any] | None = None
-        self._renderers: dict[str, mujoco.Renderer] = {}
-        self._viewer: Any = None
+        self._views = SceneViews(m)  # renderers: lazy, dropped when pickled
         self._closed = False
 
         self.task: TaskSpec | None = None
@@ -312,46 +208,8 @@ class MujocoBackend:
         q = d.qpos[self._arm_qadr].copy()
         target = self._base_nominal + HOME_TCP
         for _ in range(60):
-            q = self._ik(q, target, _rz(HOME_YAW) @ R_TOPDOWN, null_gain=0.0)
+            q = self._ik.step(q, target, rpy_to_matrix((0.0, 0.0, HOME_YAW)) @ R_TOPDOWN, None)
         return q
-
-    def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = self._scratch
-        s.qpos[self._arm_qadr] = q
-        mujoco.mj_kinematics(self.model, s)
-        return s.site_xpos[self._tcp].copy(), s.site_xmat[self._tcp].reshape(3, 3).copy()
-
-    def _ik(
-        self,
-        q: np.ndarray,
-        target_pos: np.ndarray,
-        target_rot: np.ndarray,
-        null_gain: float = 0.1,
-        damping: float = 1e-2,
-    ) -> np.ndarray:
-        """One damped-least-squares Gauss-Newton step towards the world-frame TCP target.
-
-        dq = J^T (J J^T + lambda^2 I)^-1 e + (I - J^+ J) k (q_home - q), with e the stacked position
-        and rotation-vector errors; the result is clamped to the joint limits.
-        """
-        m, s = self.model, self._scratch
-        s.qpos[self._arm_qadr] = q
-        mujoco.mj_kinematics(m, s)
-        mujoco.mj_comPos(m, s)
-        mujoco.mj_jacSite(m, s, self._jacp, self._jacr, self._tcp)
-        jac = self._jac
-        jac[:3] = self._jacp[:, self._arm_dadr]
-        jac[3:] = self._jacr[:, self._arm_dadr]
-        err = self._err
-        err[:3] = target_pos - s.site_xpos[self._tcp]
-        err[3:] = _rotvec(target_rot @ s.site_xmat[self._tcp].reshape(3, 3).T)
-        gram = jac @ jac.T
-        gram[np.diag_indices(6)] += damping**2
-        dq = jac.T @ np.linalg.solve(gram, err)
-        if null_gain:
-            pull = null_gain * (self._home_q - q)
-            dq += pull - jac.T @ np.linalg.solve(gram, jac @ pull)
-        return np.clip(q + dq, self._arm_lo, self._arm_hi)
 
     # ------------------------------------------------------------------------------------------
     # Backend protocol
@@ -418,13 +276,13 @@ class MujocoBackend:
 
     def _place_lying(self, i: int, pos: np.ndarray, yaw: float) -> None:
         """Bolt i on its side, centred at ``pos`` (x, y), head towards +y, turned by ``yaw``."""
-        rot = _rz(yaw) @ _rx(np.pi / 2)  # bolt +z (head -> tip) along -y
+        rot = rpy_to_matrix((np.pi / 2, 0.0, yaw))  # Rz(yaw) Rx(pi/2): bolt +z along -y
         axis = rot[:, 2]
         origin = pos + np.array([0.0, 0.0, HEAD_HALF + 0.0005]) - axis * BOLT_LENGTH / 2
         self._set_bolt(i, origin, rot)
 
     def _place_standing(self, i: int, pos: np.ndarray, yaw: float) -> None:
-        self._set_bolt(i, pos + np.array([0.0, 0.0, 0.0002]), _rz(yaw))
+        self._set_bolt(i, pos + np.array([0.0, 0.0, 0.0002]), rpy_to_matrix((0.0, 0.0, yaw)))
 
     def _place_in_gripper(self, i: int, tcp_world: np.ndarray) -> None:
         d = self.data
@@ -433,10 +291,10 @@ class MujocoBackend:
         # Fingers close along y here, so sideways (y) loads on the bolt press into the stiff,
         # coupled fingers instead of relying on friction.
         for _ in range(40):
-            q = self._ik(q, target, R_TOPDOWN)
+            q = self._ik.step(q, target, R_TOPDOWN, self._home_q)
         d.qpos[self._arm_qadr] = q
         d.ctrl[self._arm_act] = q
-        pos, _ = self._fk(q)
+        pos, _ = self._ik.fk(q)
         grasp_height = 0.040
         self._set_bolt(i, pos - np.array([0.0, 0.0, grasp_height]), np.eye(3))
         d.qpos[self._finger_qadr] = SHANK_RADIUS - 0.0002
@@ -445,7 +303,7 @@ class MujocoBackend:
     def _set_bolt(self, i: int, origin: np.ndarray, rot: np.ndarray) -> None:
         adr = self._bolt_qadr[i]
         self.data.qpos[adr : adr + 3] = origin
-        self.data.qpos[adr + 3 : adr + 7] = _quat_from_mat(rot)
+        self.data.qpos[adr + 3 : adr + 7] = matrix_to_quat(rot)
         dadr = self._bolt_dadr[i]
         self.data.qvel[dadr : dadr + 6] = 0.0
 
@@ -479,7 +337,7 @@ class MujocoBackend:
         # when a contact holds the arm back, so it cannot wind up against an obstacle.
         if np.linalg.norm(self._target_pos - tcp) > 0.01:
             self._target_pos = tcp.copy()
-        if np.linalg.norm(_rotvec(self._target_rot @ tcp_rot.T)) > 0.15:
+        if np.linalg.norm(rotation_error(self._target_rot, tcp_rot)) > 0.15:
             self._target_rot = tcp_rot.copy()
         base = m.body_pos[self._base]
         want = self._target_pos + action[:3] * ACTION_SCALE[:3] - base
@@ -488,13 +346,15 @@ class MujocoBackend:
             if box[ax] != want[ax]:
                 reasons.append(f"workspace_{name}")
         self._target_pos = box + base
-        self._target_rot = _rotmat(action[3:6] * ACTION_SCALE[3:]) @ self._target_rot
+        self._target_rot = rotvec_to_matrix(action[3:6] * ACTION_SCALE[3:]) @ self._target_rot
         q = d.qpos[self._arm_qadr].copy()
         # The posture pull acts in the first iteration only: the damped projector leaks a little
         # into the task space (lambda^2 (J J^T + lambda^2 I)^-1 J v), which later iterations or
         # the next period remove.
         for it in range(self.ik_iterations):
-            q = self._ik(q, self._target_pos, self._target_rot, null_gain=0.1 if it == 0 else 0.0)
+            q = self._ik.step(
+                q, self._target_pos, self._target_rot, self._home_q, 0.1 if it == 0 else 0.0
+            )
         if np.any(q <= self._arm_lo + 1e-9) or np.any(q >= self._arm_hi - 1e-9):
             reasons.append("joint_limit")
         d.ctrl[self._grip_act] = GRIP_CLOSE if action[6] > 0.0 else GRIP_OPEN
@@ -598,12 +458,12 @@ class MujocoBackend:
             "arm_qpos": d.qpos[self._arm_qadr].copy(),
             "tcp_pos": d.site_xpos[self._tcp] - base,
             "tcp_rot": tcp_rot,
-            "tcp_quat": _quat_from_mat(tcp_rot),
+            "tcp_quat": matrix_to_quat(tcp_rot),
             "gripper_opening": opening,
             "gripper_command_closed": bool(d.ctrl[self._grip_act] < 0.0),
             "bolt_pos": origin,
             "bolt_rot": bolt_rot,
-            "bolt_quat": _quat_from_mat(bolt_rot),
+            "bolt_quat": matrix_to_quat(bolt_rot),
             "bolt_axis": axis,
             "bolt_linvel": linvel,
             "bolt_angvel": angvel,
@@ -639,23 +499,9 @@ class MujocoBackend:
         if state:
             obs["state"] = self.state_vector()
         if pixels:
-            obs["wrist_rgb"] = self._render("wrist", WRIST_SHAPE)
-            obs["head_rgb"] = self._render("head", HEAD_SHAPE)
+            obs["wrist_rgb"] = self._views.frame(self.data, "wrist", WRIST_SHAPE)
+            obs["head_rgb"] = self._views.frame(self.data, "head", HEAD_SHAPE)
         return obs
-
-    def _render(self, camera: str, shape: tuple[int, int, int]) -> np.ndarray:
-        renderer = self._renderers.get(camera)
-        if renderer is None:
-            try:
-                renderer = mujoco.Renderer(self.model, shape[0], shape[1])
-            except Exception as exc:  # GL back-ends fail with many exception types
-                raise BackendError(
-                    f"could not create a MuJoCo renderer ({exc}); set MUJOCO_GL=egl (headless) "
-                    "or osmesa before importing daft_env, or use obs_mode='state'."
-                ) from exc
-            self._renderers[camera] = renderer
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render().copy()
 
     def task_status(self) -> TaskStatus:
         """Evaluate the active task's success predicate; a bolt off the table is a failure."""
@@ -679,38 +525,34 @@ class MujocoBackend:
         self._check_open()
         if camera not in ("head", "wrist"):
             raise ConfigError(f"unknown camera {camera!r}; valid cameras are ['head', 'wrist']")
-        return self._render(camera, HEAD_SHAPE if camera == "head" else WRIST_SHAPE)
+        return self._views.frame(self.data, camera, HEAD_SHAPE if camera == "head" else WRIST_SHAPE)
 
     def render_human(self) -> None:
         """Show the scene in MuJoCo's passive viewer (needs a display)."""
-        if self._viewer is None:
-            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-                # GLFW would abort the whole process on a headless machine; refuse cleanly.
-                raise BackendError(
-                    "render_mode='human' needs a display (DISPLAY is not set); use "
-                    "render_mode='rgb_array' on a headless machine."
-                )
-            try:
-                import mujoco.viewer
+        self._views.show(self.data)
 
-                self._viewer = mujoco.viewer.launch_passive(self.model, self.data)
-            except Exception as exc:
-                raise BackendError(
-                    f"render_mode='human' needs a display for MuJoCo's viewer ({exc}); "
-                    "use render_mode='rgb_array' on a headless machine."
-                ) from exc
-        self._viewer.sync()
+    def stop(self) -> None:
+        """Hold the arm where it is: joint targets and the pose target become the measured ones.
+
+        Between two :meth:`apply_action` calls the simulation does not advance, so nothing more
+        is needed to halt it; the next action starts from the measured pose.
+        """
+        self.data.ctrl[self._arm_act] = self.data.qpos[self._arm_qadr]
+        self._reanchor()
 
     def close(self) -> None:
         """Free renderers and the viewer. Safe to call twice."""
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        self._views.close()
         self._closed = True
 
     def _check_open(self) -> None:
         if self._closed:
             raise BackendError("this MujocoBackend was closed; create a new env")
+
+
+__all__ = [
+    "ASSETS_DIR",
+    "STATE_DIM",
+    "STATE_LAYOUT",
+    "MujocoBackend",
+]

@@ -6,8 +6,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import daft_env
 from daft_env import BoltEnv
-from daft_env.backends.mujoco import STATE_DIM
 from daft_env.errors import InvalidActionError, UnknownTaskError
+from daft_env.spaces import STATE_DIM
 from hardware.errors import ConfigError, DaftError
 
 SIM_IDS = [f"{p}-Sim-v0" for p in daft_env.ENV_IDS]

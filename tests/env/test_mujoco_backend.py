@@ -2,15 +2,10 @@ import numpy as np
 import pytest
 
 from daft_env.backends import Backend, available_backends, make_backend, register_backend
-from daft_env.backends.mujoco import (
-    BOLT_NOMINAL,
-    STATE_DIM,
-    MujocoBackend,
-    assemble_success,
-    pickup_success,
-    upright_success,
-)
+from daft_env.backends.mujoco import BOLT_NOMINAL, MujocoBackend
+from daft_env.backends.predicates import assemble_success, pickup_success, upright_success
 from daft_env.errors import BackendError, ConfigError
+from daft_env.spaces import STATE_DIM
 from daft_env.tasks import get_task
 
 
