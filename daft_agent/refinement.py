@@ -115,9 +115,9 @@ def refinement_losses(
     # One noise draw z shared by every term: w = mu + K z. With a common z, Eq. 10 is exactly zero
     # when mu(s, [null]) = 0, instead of carrying the variance of two independent draws.
     kz = head.K * torch.randn_like(actions)
-    h_bc = h_primary if bc_trains_primary else h_primary.detach()
-    refined = head.act_from_noise(h_bc, mu_cmd + kz)
-    bc = ((refined - actions) ** 2).sum(1).mean()
+    # With bc_trains_primary, Eq. 8 runs through theta (head and backbone); without it, it reuses
+    # the theta-frozen pass below, so neither the head nor the backbone gets its gradient.
+    refined = head.act_from_noise(h_primary, mu_cmd + kz) if bc_trains_primary else None
     # Eq. 9 and 10 must not move theta: one pass over [mu_cmd; mu_null] with theta frozen.
     params = list(head.parameters())
     req = [p.requires_grad for p in params]
@@ -127,6 +127,8 @@ def refinement_losses(
         h_d = h_primary.detach()
         both = head.act_from_noise(torch.cat([h_d, h_d]), torch.cat([mu_cmd + kz, mu_null + kz]))
         refined_cmd, refined_null = both.split(h_d.shape[0])
+        if refined is None:
+            refined = refined_cmd
         q = -q_fn(refined_cmd).mean()
         with torch.no_grad():
             primary = head.act_from_noise(h_d, kz)
@@ -134,4 +136,5 @@ def refinement_losses(
     finally:
         for p, r in zip(params, req, strict=True):
             p.requires_grad_(r)
+    bc = ((refined - actions) ** 2).sum(1).mean()
     return {"bc": bc, "q": q, "reg": reg}

@@ -25,6 +25,14 @@ class CorruptEpisodeError(StoreError):
     """One episode file is corrupt or truncated. The store skips it and names the file."""
 
 
+class NoFramesError(StoreError):
+    """A store or frame folder holds no labelled frames (or one class only) to learn success from."""
+
+
+class ModelFileError(DaftError, ValueError):
+    """A saved model file (the success classifier) is missing, unreadable or of another format."""
+
+
 __all__ = [
     "BackendError",
     "ConfigError",
@@ -32,6 +40,8 @@ __all__ = [
     "DaftError",
     "HardwareError",
     "InvalidActionError",
+    "ModelFileError",
+    "NoFramesError",
     "StoreError",
     "UnknownTaskError",
 ]

@@ -2,7 +2,7 @@
 
 Every error DAFT raises on purpose derives from :class:`DaftError`, so a user can catch one class.
 It lives in ``hardware`` because ``hardware`` is the lowest package and imports nothing of ours;
-``daft_env.errors`` and ``daft_agent.errors`` extend it. Each message says what went wrong and what
+``daft_env.errors`` and the learner's errors extend it. Each message says what went wrong and what
 to do about it.
 """
 

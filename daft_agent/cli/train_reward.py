@@ -2,7 +2,7 @@
 
 The classifier is the real robot's reward (``success: classifier`` in the real-arm config, see
 ``daft_env.backends.real``). Feed it either an episode store recorded in pixels mode (success
-labels come from the episodes, see ``daft_agent.reward_classifier``) or a directory of labelled
+labels come from the episodes, see ``daft_env.success.data``) or a directory of labelled
 PNGs (``DIR/success/*.png``, ``DIR/failure/*.png``)::
 
     daft train-reward --store data/store --task pickup --out models/pickup_success.pt
@@ -55,11 +55,8 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
-    from daft_agent.reward_classifier import (
-        frames_from_dir,
-        frames_from_store,
-        train_success_classifier,
-    )
+    from daft_env.success.data import frames_from_dir, frames_from_store
+    from daft_env.success.train import train_success_classifier
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     keys = tuple(k.strip() for k in args.image_keys.split(",") if k.strip())

@@ -12,21 +12,20 @@ import torch
 
 import daft_env  # noqa: F401  (registers the ids)
 from daft_agent.cli import main as daft_main
-from daft_agent.errors import CheckpointError, EmptyStoreError
-from daft_agent.reward_classifier import (
+from daft_env.episode import Episode
+from daft_env.errors import ModelFileError, NoFramesError
+from daft_env.experts import make_expert
+from daft_env.store import EpisodeStore
+from daft_env.success.data import (
     FrameDataset,
-    SuccessClassifier,
-    accuracy,
     frames_from_dir,
     frames_from_store,
     save_frames_dir,
     split_by_group,
     store_labels,
-    train_success_classifier,
 )
-from daft_env.episode import Episode
-from daft_env.experts import make_expert
-from daft_env.store import EpisodeStore
+from daft_env.success.model import SuccessClassifier
+from daft_env.success.train import accuracy, train_success_classifier
 
 torch.set_num_threads(1)
 KEYS = ("head_rgb", "wrist_rgb")
@@ -215,10 +214,10 @@ def test_save_load_round_trip_and_bad_checkpoints(tmp_path):
     np.testing.assert_allclose(model.predict(frames), again.predict(frames), atol=1e-6)
     assert again.metrics == {"val_accuracy": 0.5}
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(ModelFileError, match="cannot read"):
         SuccessClassifier.load(tmp_path / "junk.pt")
     torch.save({"format": "something else"}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a DAFT success classifier"):
+    with pytest.raises(ModelFileError, match="not a DAFT success classifier"):
         SuccessClassifier.load(tmp_path / "other.pt")
 
 
@@ -228,13 +227,13 @@ def test_frames_dir_layout_and_errors(tmp_path):
     save_frames_dir(tmp_path / "d", [({"head_rgb": img + 5}, False, "ep2_001")])
     data = frames_from_dir(tmp_path / "d", ("head_rgb",))
     assert sorted(data.labels.tolist()) == [0, 1] and set(data.groups) == {"ep1", "ep2"}
-    with pytest.raises(EmptyStoreError, match="wrist_rgb"):
+    with pytest.raises(NoFramesError, match="wrist_rgb"):
         frames_from_dir(tmp_path / "d", ("head_rgb", "wrist_rgb"))
-    with pytest.raises(EmptyStoreError, match="no PNG"):
+    with pytest.raises(NoFramesError, match="no PNG"):
         os.makedirs(tmp_path / "empty")
         frames_from_dir(tmp_path / "empty")
     one_class = FrameDataset({"head_rgb": np.zeros((3, 8, 8, 3), np.uint8)}, np.zeros(3))
-    with pytest.raises(EmptyStoreError, match="success and failure"):
+    with pytest.raises(NoFramesError, match="success and failure"):
         train_success_classifier(one_class)
 
 
