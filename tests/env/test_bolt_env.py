@@ -1,3 +1,5 @@
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import daft_env
 from daft_env import BoltEnv
+from daft_env.backends.mujoco import MujocoBackend
 from daft_env.errors import InvalidActionError, UnknownTaskError
 from daft_env.spaces import STATE_DIM
 from hardware.errors import ConfigError, DaftError
@@ -170,3 +173,65 @@ def test_long_horizon_n_bolts_option():
     assert info["operations_total"] == 12
     assert env.privileged_state()["n_bolts"] == 4
     env.close()
+
+
+def _rollout(env, actions):
+    frames = []
+    for a in actions:
+        obs, reward, terminated, truncated, _ = env.step(a)
+        frames.append((obs, reward, terminated, truncated, env.render()))
+    return frames
+
+
+def test_pixel_env_pickles_and_the_copy_steps_and_renders_like_a_fresh_one():
+    actions = np.random.default_rng(3).uniform(-1, 1, (4, 7)).astype(np.float32)
+    env = gym.make("BoltPickup-Sim-v0", render_mode="rgb_array")
+    env.reset(seed=11)
+    env.step(actions[0])  # the renderers exist now, and they are what cannot be pickled
+    clone = pickle.loads(pickle.dumps(env))
+    assert clone.unwrapped.backend._views.open_renderers == ()  # dropped, rebuilt lazily
+    fresh = gym.make("BoltPickup-Sim-v0", render_mode="rgb_array")
+    fresh.reset(seed=11)
+    fresh.step(actions[0])
+    runs = [_rollout(e, actions[1:]) for e in (env, clone, fresh)]
+    for a, b, c in zip(*runs, strict=True):
+        for key in ("wrist_rgb", "head_rgb", "gripper"):
+            np.testing.assert_array_equal(b[0][key], c[0][key])
+            np.testing.assert_array_equal(a[0][key], b[0][key])
+        assert a[1:4] == b[1:4] == c[1:4]
+        np.testing.assert_array_equal(b[4], c[4])
+        assert b[4].std() > 5  # a real frame
+    # a never-reset env pickles too, and its copy resets like the original
+    spare = pickle.loads(pickle.dumps(gym.make("BoltPickup-Sim-v0")))
+    obs, _ = spare.reset(seed=11)
+    fresh_obs, _ = fresh.reset(seed=11)
+    np.testing.assert_array_equal(obs["head_rgb"], fresh_obs["head_rgb"])
+    for e in (env, clone, fresh, spare):
+        e.close()
+
+
+class _SimWithoutState(MujocoBackend):
+    """A backend without privileged state (as a real arm), counting how often it is closed."""
+
+    has_privileged_state = False
+    closes = 0
+
+    def close(self):
+        type(self).closes += 1
+        super().close()
+
+
+def test_a_failing_constructor_closes_the_backend_it_built(monkeypatch):
+    from daft_env import backends
+
+    monkeypatch.setitem(backends._BACKENDS, "sim-without-state", _SimWithoutState)
+    _SimWithoutState.closes = 0
+    with pytest.raises(ConfigError, match="privileged state"):
+        BoltEnv(task="pickup", obs_mode="state", backend="sim-without-state")
+    assert _SimWithoutState.closes == 1
+    # a backend handed in belongs to the caller: the env leaves it open
+    own = _SimWithoutState("scene_pickup.xml")
+    with pytest.raises(ConfigError, match="privileged state"):
+        BoltEnv(task="pickup", obs_mode="state", backend=own)
+    assert _SimWithoutState.closes == 1
+    own.close()

@@ -6,7 +6,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from daft_env import BoltEnv
+from daft_env.backends.mujoco import MujocoBackend
 from daft_env.episode import NULL_COMMAND
+from daft_env.errors import InvalidActionError
 from daft_env.labeler import label_episode
 from daft_env.spaces import action_space
 from daft_env.store import EpisodeStore
@@ -181,12 +184,36 @@ def test_emergency_stop_ends_the_episode_without_stepping():
         env.step(np.zeros(7))
 
 
+class _CountingStops(MujocoBackend):
+    stops = 0
+
+    def stop(self):
+        type(self).stops += 1
+        super().stop()
+
+
+def test_emergency_stop_halts_a_bolt_envs_backend():
+    backend = _CountingStops("scene_pickup.xml")
+    base = BoltEnv(task="pickup", obs_mode="state", backend=backend)
+    env = InterventionWrapper(base, ScriptedDevice(estop_at=2))
+    env.reset(seed=0)
+    for _ in range(2):
+        env.step(np.full(7, 0.5, np.float32))
+    assert _CountingStops.stops == 0
+    *_, info = env.step(np.zeros(7))
+    assert info["emergency_stop"] and _CountingStops.stops == 1
+    # the sim holds where it is: the arm's joint targets are its measured joints
+    d = backend.data
+    np.testing.assert_array_equal(d.ctrl[backend._arm_act], d.qpos[backend._arm_qadr])
+    backend.close()
+
+
 def test_bad_arguments():
     with pytest.raises(ConfigError, match="TeleopDevice"):
         InterventionWrapper(FakeBoltEnv(), object())
     env = InterventionWrapper(FakeBoltEnv(), ScriptedDevice())
     env.reset()
-    with pytest.raises(Exception, match="shape"):
+    with pytest.raises(InvalidActionError, match="shape"):
         env.step(np.zeros(6))
 
 
