@@ -2,47 +2,93 @@
 
 :class:`SimulatedOperator` implements :class:`~hardware.teleop.base.TeleopDevice`, so it plugs into
 :class:`~daft_env.wrappers.InterventionWrapper` exactly like a SpaceMouse. Each step
-(:meth:`SimulatedOperator.on_step`) it reads the privileged state of ``env.unwrapped``, asks the
-scripted expert of the current task for its action a^e (the plan), and compares the policy's
-proposal a^p with it:
+(:meth:`SimulatedOperator.on_step`) it reads the TRUE privileged state
+(``env.unwrapped.privileged_state()``; a hidden perception error, :mod:`daft_env.perception`,
+perturbs only the policy's observation), asks the scripted expert of the current task for its
+action a^e (the plan), and compares the policy's proposal a^p with it:
 
     dev = ||a^p_xyz - a^e_xyz||_2 + w_rot ||a^p_rpy - a^e_rpy||_2 + w_grip [closes(a^p) != closes(a^e)]
 
-in normalised action units. It **takes over** when
+in normalised action units.
+
+Takeover mode (training): a person on a budget
+------------------------------------------------
+**Triggers.** A takeover starts when
 
 * ``dev > theta`` (the policy strays from the plan; theta adapts, see below), or
 * it **stalls**: over the last ``stall_steps`` steps the TCP moved less than ``stall_distance``
   while the plan asked for motion (mean ||a^e_xyz|| > ``stall_intent``), or
-* a **safety** rule fires, which ignores the rate budget: the policy heads into a collision (its
-  next TCP height would be below ``safe_height`` above the table or fixture top under it and lower
-  than the plan's, while moving down), contact forces between the robot and the table or fixture
-  exceed ``max_contact_force``, or it would open the gripper on a grasped bolt the plan holds.
+* a **safety** rule fires: the policy heads into a collision (its next TCP height would be below
+  ``safe_height`` above the table or fixture top under it and lower than the plan's, while moving
+  down), the largest robot-table/fixture contact force (``privileged_state()["robot_contact_force"]``)
+  exceeds ``max_contact_force``, or it would open the gripper on a grasped bolt the plan holds
+  (``"drop"``).
 
-While in control it sends SpaceMouse-like commands: the plan with multiplicative hand noise,
-u = a^e (1 + N(0, hand_noise^2)) per axis (a hand at rest on the cap sends exactly zero; a moving
-hand over- or undershoots), rate-limited to ``max_delta`` per step and axis from its previous
-command (the cap starts at rest, 0, when a takeover begins), the gripper as a button (immediate).
-It **releases** control once all of these hold: at least ``min_takeover`` steps have passed, the
-policy's current proposal agrees with the plan (``dev <= theta``), the plan's phase has moved on
-since the takeover began (its gripper command or the grasp flipped, or the task switched;
-``release_on_phase``) or ``max_takeover`` steps have passed, and no safety rule holds. A policy
-that keeps disagreeing (zero or random actions) is therefore never handed a critical phase.
+**Budget.** Every intervened step is paid from one credit account, whatever started the takeover
+(deviation, stall or safety) and however long it lasts. With r = ``target_rate``,
 
-Intervention share: ``target_rate`` (paper: about 15% of online steps) is kept by adapting the
-threshold in log space after every step,
+    c_0 = min_takeover,    c_{t+1} = min(c_t + r - 1[step t intervened], max_credit).
 
-    log theta <- log theta + kappa (1[intervened] - target_rate),   theta in [theta_min, theta_max],
+A correction (deviation or stall) may start only when c_t >= min_takeover (1 - r), i.e. when a
+takeover of the minimum length can be paid, and it continues only while c_t >= 1 - r (its next
+step is paid). A safety takeover may borrow: it starts and holds while c_t - (1 - r) >=
+-``max_debt``; the debt is repaid by abstaining afterwards. Hence c_t stays in [-max_debt,
+max_credit] and after N steps with I_N intervened steps,
 
-a stochastic-approximation (quantile-tracking) rule whose fixed point is a realised share equal to
-the target; the running share differs from the target by at most |Delta log theta| / (kappa N)
-after N steps. It holds whenever the policy's deviations span the bounds, e.g. a noisy expert. A
-policy that is much worse (zero or random actions) gets more help (theta saturates at theta_max and
-safety and stall rules are not budgeted); a policy that follows the plan gets less.
+    I_N / N = r + (c_0 - c_N - lost_N) / N  <=  r + (min_takeover + max_debt) / N,
 
-``mode="speak"`` (test-time evaluation, as the paper's operator): the same triggers and release
-rule, but instead of taking over it issues a refinement command (talk without tweak) in
-:attr:`TeleopCommand.refinement_command`: the Eq. 13 phrase of the plan's intended translation over
-the labeler's window, Delta = J * a^e_xyz * s_xyz (metres), with the labeler's sigma.
+where lost_N >= 0 is credit cut off by the ``max_credit`` cap (a policy needing less help than the
+budget gets less). A policy that needs more help than the budget (zero or random actions) is
+corrected at exactly the rate r, up to that O(1/N) term: the operator then lets it fail rather than
+finish every episode itself (the paper's human corrects ~15% of steps, not 100% of the hard ones).
+
+**Threshold.** Which deviations count as straying adapts in log space after every step,
+
+    log theta <- log theta + kappa (1[intervened] - r),   theta in [theta_min, theta_max],
+
+a stochastic-approximation (quantile-tracking) rule: for a policy whose deviations span the bounds
+(a noisy expert) the budget rarely binds and the realised share settles at r; for a poor policy
+theta falls to theta_min and the budget alone sets the share.
+
+**Release.** A takeover ends, and this step is the policy's again, once no safety rule holds and
+
+* it has lasted ``min_takeover`` steps and the policy's proposals agreed with the plan
+  (dev <= theta) on the last ``agree_steps`` consecutive steps, with or without a phase change
+  (in ``assemble`` the bolt is held throughout, so a rule waiting for a phase change never
+  released before ``max_takeover``), or
+* it has lasted ``max_takeover`` steps, or
+* the budget cannot pay its next step (for a safety takeover: beyond ``max_debt``; the operator then
+  lets go even of a dangerous policy, and the backend's own safety clipping remains).
+
+**Commands.** While in control it sends SpaceMouse-like commands: the plan with multiplicative hand
+noise, u = a^e (1 + N(0, hand_noise^2)) per axis (a hand at rest on the cap sends exactly zero; a
+moving hand over- or undershoots), rate-limited to ``max_delta`` per step and axis from its
+previous command (the cap starts at rest, 0, when a takeover begins), the gripper as a button.
+
+**Rejected proposals.** The policy is queried on every step, taken over or not: the wrapper puts its
+proposal in ``info["policy_action"]`` on every step (intervened ones included), and
+:class:`~daft_env.episode.EpisodeRecorder` stores it as ``Episode.policy_actions`` beside the
+executed ``actions``, so a learner can use the rejected proposals (RLIF's negative signal).
+
+Speak mode (test-time commands)
+-------------------------------
+``mode="speak"`` never takes control and spends no budget. With the labels' window J (Eq. 12) and
+the action scale s (metres per unit), it compares where the policy and the plan head over the window,
+
+    stray = || J s_xyz (a^p_xyz - a^e_xyz) ||_2   (metres, first order: each action held J steps),
+
+and speaks only when ``stray > speak_threshold``, a FIXED threshold (the adaptive theta aims at a
+share of steps, so with a good policy it fell to ~1.6 mm and the operator talked to a policy that
+already solved the task). It then says the Eq. 13 phrase (sigma = the labels' 1 mm) of the plan's
+displacement over the window, Delta = J s_xyz a^e_xyz: the same quantity the training labels
+phrase (the operator's executed displacement over J steps), so a command means at test time what
+it meant in the data. ``speak_about="correction"`` phrases J s_xyz (a^e - a^p) instead. A plan
+with no translation to speak of (``[null]``) is not spoken.
+
+Default ``speak_threshold`` = 2.5 cm: the stray of a policy aiming 5 mm off the true target near the
+goal (the expert's proportional law turns a 5 mm error into 0.25 units, J s = 0.1 m per unit), and
+the 90th percentile of a noise-0.1 expert's stray (per-axis std 1 cm), so a good policy is rarely
+talked to.
 """
 
 from __future__ import annotations
@@ -54,14 +100,16 @@ from typing import Any
 
 import numpy as np
 
-from daft_env.errors import BackendError
+from daft_env.episode import NULL_COMMAND
+from daft_env.errors import BackendError, InvalidActionError
 from daft_env.labeler import phrase_for_displacement
-from daft_env.spaces import ACTION_SCALE
+from daft_env.spaces import ACTION_DIM, ACTION_SCALE
 from hardware.errors import ConfigError
 from hardware.teleop.base import TeleopCommand
 
 MODES = ("takeover", "speak")
-#: trigger reasons that bypass the rate budget
+SPEAK_ABOUT = ("plan", "correction")
+#: trigger reasons that may borrow against the budget and hold control while they persist
 SAFETY_REASONS = ("collision", "contact", "drop")
 
 
@@ -70,21 +118,20 @@ class OperatorConfig:
     """Settings of :class:`SimulatedOperator` (the module docstring states each rule).
 
     Attributes:
-        target_rate: wanted share of intervened steps (paper: ~0.15).
-        mode: ``"takeover"`` (tweak) or ``"speak"`` (talk only, for evaluation).
-        adapt: adapt theta to keep ``target_rate``; False keeps ``threshold`` fixed.
+        target_rate: r, the share of intervened steps the budget pays for (paper: ~0.15).
+        mode: ``"takeover"`` (tweak, training) or ``"speak"`` (talk only, evaluation).
+        adapt: adapt theta towards ``target_rate``; False keeps ``threshold`` fixed.
         threshold: initial deviation threshold theta (normalised action units).
         threshold_min: lower bound of theta: a policy this close to the plan is never corrected.
-        threshold_max: upper bound of theta: a deviation this large is always corrected.
+        threshold_max: upper bound of theta: a deviation this large always counts as straying.
         adapt_gain: kappa of the log-threshold update.
         rot_weight: w_rot in the deviation.
         grip_weight: w_grip in the deviation.
-        min_takeover: fewest steps of one takeover.
-        max_takeover: steps after which a takeover ends without a phase change, as soon as the
-            policy agrees with the plan.
-        release_on_phase: release only once the plan's phase has changed since the takeover
-            began (the plan's gripper command or the grasp flipped, or the task switched), so
-            that the operator finishes the precise part it took over for.
+        min_takeover: fewest steps of one takeover (unless the episode ends).
+        max_takeover: most steps of one takeover, unless a safety rule still holds.
+        agree_steps: consecutive agreeing proposals (dev <= theta) after which it releases.
+        max_credit: most steps of unused budget the operator saves up (the cap of c_t).
+        max_debt: most steps a safety takeover may borrow beyond the budget.
         stall_steps: window of the stall rule (steps).
         stall_distance: TCP path length (m) under which the window counts as no progress.
         stall_intent: mean plan translation (normalised) above which the plan wanted progress.
@@ -100,8 +147,10 @@ class OperatorConfig:
             components (0.1 = the hand over- or undershoots the plan by about 10%).
         max_delta: rate limit per step and axis of the operator's command (normalised units).
         expert_kwargs: extra arguments of the task-following scripted expert (e.g. ``gain``).
-        J: the labeler's window (speak mode).
-        sigma: the labeler's threshold in metres (speak mode).
+        J: the labels' window (Eq. 12), used by speak mode.
+        sigma: the labels' threshold in metres (Eq. 13), used by speak mode.
+        speak_threshold: fixed stray (m over the window) above which speak mode talks.
+        speak_about: ``"plan"`` (the plan's displacement, as the labels) or ``"correction"``.
         seed: seed of the hand noise.
     """
 
@@ -116,7 +165,9 @@ class OperatorConfig:
     grip_weight: float = 1.0
     min_takeover: int = 3
     max_takeover: int = 20
-    release_on_phase: bool = True
+    agree_steps: int = 3
+    max_credit: float = 20.0
+    max_debt: float = 5.0
     stall_steps: int = 4
     stall_distance: float = 0.003
     stall_intent: float = 0.25
@@ -130,6 +181,8 @@ class OperatorConfig:
     expert_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     J: int = 5
     sigma: float = 0.001
+    speak_threshold: float = 0.025
+    speak_about: str = "plan"
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -137,6 +190,10 @@ class OperatorConfig:
             raise ConfigError(f"target_rate must be a share in [0, 1]; got {self.target_rate}")
         if self.mode not in MODES:
             raise ConfigError(f"operator mode must be one of {list(MODES)}; got {self.mode!r}")
+        if self.speak_about not in SPEAK_ABOUT:
+            raise ConfigError(
+                f"speak_about must be one of {list(SPEAK_ABOUT)}; got {self.speak_about!r}"
+            )
         if not 0 < self.threshold_min <= self.threshold <= self.threshold_max:
             raise ConfigError(
                 "thresholds must satisfy 0 < threshold_min <= threshold <= threshold_max; got "
@@ -146,7 +203,22 @@ class OperatorConfig:
             raise ConfigError(
                 f"need 1 <= min_takeover <= max_takeover; got {self.min_takeover}, {self.max_takeover}"
             )
-        for name in ("adapt_gain", "hand_noise", "stall_distance", "safe_height", "sigma"):
+        if self.agree_steps < 1:
+            raise ConfigError(f"agree_steps must be >= 1; got {self.agree_steps}")
+        if self.max_credit < self.min_takeover:
+            raise ConfigError(
+                f"max_credit ({self.max_credit}) must be >= min_takeover ({self.min_takeover}), "
+                "or no takeover could ever be paid"
+            )
+        for name in (
+            "adapt_gain",
+            "hand_noise",
+            "stall_distance",
+            "safe_height",
+            "sigma",
+            "max_debt",
+            "speak_threshold",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
         if self.max_delta <= 0:
@@ -159,7 +231,8 @@ class SimulatedOperator:
     """A scripted operator behind the TeleopDevice protocol (module docstring: the rules).
 
     Args:
-        env: a simulated DAFT env (anything whose ``unwrapped`` has ``privileged_state()``).
+        env: a simulated DAFT env (its ``unwrapped`` is a :class:`~daft_env.env.BoltEnv` whose
+            backend has privileged state).
         config: an :class:`OperatorConfig`; keyword arguments override its fields.
 
     Raises:
@@ -171,6 +244,9 @@ class SimulatedOperator:
     def __init__(
         self, env: Any = None, config: OperatorConfig | None = None, **kwargs: Any
     ) -> None:
+        from daft_env.env import BoltEnv
+        from daft_env.experts import make_expert
+
         if env is None:
             raise ConfigError(
                 "the simulated operator needs the env it watches: make_device('simulated', env=env)"
@@ -188,29 +264,28 @@ class SimulatedOperator:
                 config = dataclasses.replace(config, **kwargs)
             except TypeError as exc:
                 raise ConfigError(f"unknown simulated-operator option: {exc}") from exc
-        self.config = config
-        self.env = env
-        backend = getattr(env.unwrapped, "backend", None)
-        if not callable(getattr(env.unwrapped, "privileged_state", None)) or not getattr(
-            backend, "has_privileged_state", True
-        ):
+        unwrapped = env.unwrapped
+        if not isinstance(unwrapped, BoltEnv) or not unwrapped.backend.has_privileged_state:
             raise ConfigError(
                 "SimulatedOperator needs a simulated env whose unwrapped env has "
                 "privileged_state() (a BoltEnv on the mujoco backend); use a SpaceMouse or the "
                 "keyboard on real robots"
             )
-        from daft_env.experts import make_expert
-
+        self.config = config
+        self.env = env
         self.expert = make_expert("multi", **config.expert_kwargs)
         self.scale = np.asarray(ACTION_SCALE, dtype=np.float64)
         self.rng = np.random.default_rng(config.seed)
         self.threshold = float(config.threshold)
+        #: budget account c_t in steps (module docstring)
+        self.credit = float(config.min_takeover)
         #: running totals over the operator's lifetime
         self.steps = 0
         self.intervened_steps = 0
+        self.spoken_steps = 0
         self.takeovers = 0
         self.reasons: Counter[str] = Counter()
-        self._contact_ids: tuple[set[int], set[int]] | None = None
+        self.releases: Counter[str] = Counter()
         self._connected = False
         self.reset()
 
@@ -224,10 +299,10 @@ class SimulatedOperator:
         self._connected = False
 
     def reset(self) -> None:
-        """Forget the episode: no takeover in progress, the cap at rest."""
+        """Forget the episode: no takeover in progress, the cap at rest (the budget carries on)."""
         self.active = False
         self._len = 0
-        self._phase: tuple[Any, ...] = ()
+        self._agree = 0
         self._out = np.zeros(6)
         self._tcp_hist: deque[np.ndarray] = deque(maxlen=self.config.stall_steps + 1)
         self._intent_hist: deque[float] = deque(maxlen=self.config.stall_steps)
@@ -235,8 +310,10 @@ class SimulatedOperator:
         self.episode_steps = 0
         self.episode_intervened = 0
         self.last_reason: str | None = None
+        self.last_release: str | None = None
         self.last_plan: np.ndarray | None = None
         self.last_deviation = 0.0
+        self.last_stray = 0.0
 
     def read(self) -> TeleopCommand:
         """The command decided by the last :meth:`on_step`."""
@@ -244,8 +321,9 @@ class SimulatedOperator:
 
     @property
     def share(self) -> float:
-        """Realised share of intervened (or, in speak mode, spoken-to) steps so far."""
-        return self.intervened_steps / self.steps if self.steps else 0.0
+        """Realised share of intervened (takeover mode) or spoken-to (speak mode) steps so far."""
+        done = self.spoken_steps if self.config.mode == "speak" else self.intervened_steps
+        return done / self.steps if self.steps else 0.0
 
     # ------------------------------------------------------------------ rules
     def _state(self) -> Mapping[str, Any]:
@@ -253,6 +331,27 @@ class SimulatedOperator:
             return self.env.unwrapped.privileged_state()
         except BackendError as exc:
             raise ConfigError(f"SimulatedOperator needs privileged simulator state: {exc}") from exc
+
+    @staticmethod
+    def _proposal(policy_action: Any) -> np.ndarray:
+        try:
+            a = np.asarray(policy_action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidActionError(
+                f"the policy's proposal must be a numeric ({ACTION_DIM},) action; got "
+                f"{type(policy_action).__name__}"
+            ) from exc
+        if a.shape != (ACTION_DIM,):
+            raise InvalidActionError(
+                f"the policy's proposal must have shape ({ACTION_DIM},); got {a.shape}. Pass one "
+                "env's action, as InterventionWrapper does"
+            )
+        if not np.all(np.isfinite(a)):
+            raise InvalidActionError(
+                f"the policy's proposal contains NaN or infinity: {a.tolist()}; the operator "
+                "cannot compare it with the plan (a diverged network is the usual cause)"
+            )
+        return a
 
     def deviation(self, policy_action: np.ndarray, plan: np.ndarray) -> float:
         """dev(a^p, a^e) of the module docstring."""
@@ -264,58 +363,21 @@ class SimulatedOperator:
             + c.grip_weight * float((p[6] > 0) != (plan[6] > 0))
         )
 
+    def stray(self, policy_action: np.ndarray, plan: np.ndarray) -> float:
+        """Speak mode's ||J s_xyz (a^p_xyz - a^e_xyz)|| in metres (module docstring)."""
+        p = np.clip(np.asarray(policy_action, dtype=np.float64)[:3], -1.0, 1.0)
+        return float(np.linalg.norm(self.config.J * self.scale[:3] * (p - plan[:3])))
+
     def _surface_z(self, ps: Mapping[str, Any], xy: np.ndarray) -> float:
         c = self.config
-        fixture = ps.get("fixture_pos")
-        slot = ps.get("slot_pos")
-        if fixture is not None and slot is not None:
-            if np.linalg.norm(np.asarray(xy) - np.asarray(fixture)[:2]) < c.fixture_radius:
-                return float(slot[2]) + c.fixture_height
+        if np.linalg.norm(np.asarray(xy) - np.asarray(ps["fixture_pos"])[:2]) < c.fixture_radius:
+            return float(ps["slot_pos"][2]) + c.fixture_height
         return 0.0
-
-    def _contact_force(self) -> float:
-        """Largest normal force (N) between a robot geom and a table/fixture geom; 0 if unknown."""
-        backend = getattr(self.env.unwrapped, "backend", None)
-        model = getattr(backend, "model", None)
-        data = getattr(backend, "data", None)
-        if model is None or data is None or data.ncon == 0:
-            return 0.0
-        import mujoco
-
-        if self._contact_ids is None:
-            tcp_body = None
-            tcp_site = getattr(backend, "_tcp", None)
-            if tcp_site is not None:
-                tcp_body = int(model.site_bodyid[tcp_site])
-            robot_root = int(model.body_rootid[tcp_body]) if tcp_body is not None else -1
-            bolt_bodies = {int(b) for b in getattr(backend, "_bolts", [])}
-            robot, scene = set(), set()
-            for g in range(model.ngeom):
-                body = int(model.geom_bodyid[g])
-                if body in bolt_bodies:
-                    continue
-                if robot_root > 0 and int(model.body_rootid[body]) == robot_root:
-                    robot.add(g)
-                else:
-                    scene.add(g)
-            self._contact_ids = (robot, scene)
-        robot, scene = self._contact_ids
-        if not robot:
-            return 0.0
-        worst = 0.0
-        force = np.zeros(6)
-        for i in range(data.ncon):
-            con = data.contact[i]
-            g1, g2 = int(con.geom1), int(con.geom2)
-            if (g1 in robot and g2 in scene) or (g2 in robot and g1 in scene):
-                mujoco.mj_contactForce(model, data, i, force)
-                worst = max(worst, abs(float(force[0])))
-        return worst
 
     def _safety(self, ps: Mapping[str, Any], a_p: np.ndarray, plan: np.ndarray) -> str | None:
         c = self.config
         tcp = np.asarray(ps["tcp_pos"], dtype=np.float64)
-        if ps.get("grasped") and plan[6] > 0 and a_p[6] <= 0:
+        if ps["grasped"] and plan[6] > 0 and a_p[6] <= 0:
             return "drop"
         z_p = tcp[2] + np.clip(a_p[2], -1, 1) * self.scale[2]
         z_e = tcp[2] + plan[2] * self.scale[2]
@@ -323,7 +385,7 @@ class SimulatedOperator:
         below_plan = z_p < z_e - c.collision_margin
         if a_p[2] < 0 and below_plan and z_p < self._surface_z(ps, xy_p) + c.safe_height:
             return "collision"
-        if c.max_contact_force is not None and self._contact_force() > c.max_contact_force:
+        if c.max_contact_force is not None and ps["robot_contact_force"] > c.max_contact_force:
             return "contact"
         return None
 
@@ -335,50 +397,78 @@ class SimulatedOperator:
         path = float(np.sum(np.linalg.norm(np.diff(pts, axis=0), axis=1)))
         return path < c.stall_distance and float(np.mean(self._intent_hist)) > c.stall_intent
 
-    def _speech(self, plan: np.ndarray) -> str | None:
-        delta = self.config.J * plan[:3] * self.scale[:3]
-        phrase = phrase_for_displacement(delta, self.config.sigma)
-        from daft_env.episode import NULL_COMMAND
-
-        return None if phrase == NULL_COMMAND else phrase
-
-    def on_step(self, observation: Any, policy_action: np.ndarray, info: dict[str, Any]) -> None:
-        """Decide whether to take over (or speak) for the coming step, and with what command."""
+    def _can_pay(self, safety: bool, starting: bool) -> bool:
+        """Whether the budget pays this step (module docstring, "Budget")."""
         c = self.config
+        cost = 1.0 - c.target_rate
+        if safety:
+            return self.credit - cost >= -c.max_debt
+        return self.credit >= (c.min_takeover * cost if starting else cost)
+
+    def _release_reason(self, dev: float, safety: str | None) -> str | None:
+        """Why the takeover in progress ends at this step, or None to keep control."""
+        c = self.config
+        if safety is not None:
+            return None if self._can_pay(True, False) else "budget"
+        if not self._can_pay(False, False):
+            return "budget"
+        if self._len >= c.max_takeover:
+            return "max_takeover"
+        if self._len >= c.min_takeover and self._agree >= c.agree_steps:
+            return "agreement"
+        return None
+
+    def _start_reason(self, dev: float, safety: str | None) -> str | None:
+        """Why a takeover starts at this step, or None."""
+        if safety is not None:
+            return safety if self._can_pay(True, True) else None
+        if not self._can_pay(False, True):
+            return None
+        if dev > self.threshold:
+            return "deviation"
+        if self._stalled():
+            return "stall"
+        return None
+
+    def on_step(self, observation: Any, policy_action: Any, info: dict[str, Any]) -> None:
+        """Decide whether to take over (or speak) for the coming step, and with what command.
+
+        Raises:
+            InvalidActionError: the proposal is not a finite (7,) action.
+        """
+        c = self.config
+        a_p = self._proposal(policy_action)
         ps = self._state()
         plan = np.asarray(self.expert.act(ps), dtype=np.float64)
-        a_p = np.asarray(policy_action, dtype=np.float64).reshape(-1)
-        if a_p.shape != (7,) or not np.all(np.isfinite(a_p)):
-            a_p = np.zeros(7)  # an invalid proposal is maximally off-plan; the wrapper refuses it
-            a_p[6] = -plan[6]
+        self.last_plan = plan
+        self.steps += 1
+        self.episode_steps += 1
+        if c.mode == "speak":
+            self._speak(a_p, plan)
+            return
         dev = self.deviation(a_p, plan)
+        self.last_deviation = dev
         self._tcp_hist.append(np.asarray(ps["tcp_pos"], dtype=np.float64).copy())
         self._intent_hist.append(float(np.linalg.norm(plan[:3])))
         safety = self._safety(ps, a_p, plan)
-        self.last_plan, self.last_deviation = plan, dev
 
-        phase = (bool(plan[6] > 0), bool(ps.get("grasped", False)), ps.get("task"))
         if self.active:
-            self._len += 1
-            # a safety takeover ends when the danger has passed; a correction waits for the phase
-            waited = (
-                phase != self._phase
-                or not c.release_on_phase
-                or self._len >= c.max_takeover
-                or self.last_reason in SAFETY_REASONS
-            )
-            if safety is None and self._len >= c.min_takeover and dev <= self.threshold and waited:
+            self._agree = self._agree + 1 if dev <= self.threshold else 0
+            release = self._release_reason(dev, safety)
+            if release is None:
+                self._len += 1
+                if safety is not None:
+                    self.last_reason = safety
+            else:
                 self.active = False
+                self.last_release = release
+                self.releases[release] += 1
         else:
-            reason = safety
-            if reason is None and dev > self.threshold:
-                reason = "deviation"
-            if reason is None and self._stalled():
-                reason = "stall"
+            reason = self._start_reason(dev, safety)
             if reason is not None:
                 self.active = True
-                self._len = 0
-                self._phase = phase
+                self._len = 1
+                self._agree = 0
                 self._out = np.zeros(6)
                 self.takeovers += 1
                 self.reasons[reason] += 1
@@ -386,11 +476,10 @@ class SimulatedOperator:
                 self._tcp_hist.clear()
                 self._intent_hist.clear()
 
-        self.steps += 1
-        self.episode_steps += 1
         if self.active:
             self.intervened_steps += 1
             self.episode_intervened += 1
+        self.credit = min(self.credit + c.target_rate - float(self.active), c.max_credit)
         if c.adapt:
             step = c.adapt_gain * (float(self.active) - c.target_rate)
             self.threshold = float(
@@ -399,12 +488,7 @@ class SimulatedOperator:
 
         if not self.active:
             self._out = np.zeros(6)
-            self._command = TeleopCommand(gripper=float(np.sign(a_p[6]) or -1.0))
-            return
-        if c.mode == "speak":
-            self._command = TeleopCommand(
-                gripper=float(np.sign(a_p[6]) or -1.0), refinement_command=self._speech(plan)
-            )
+            self._command = TeleopCommand(gripper=1.0 if a_p[6] > 0 else -1.0)
             return
         # gain noise: a hand at rest on the cap sends exactly zero, a moving hand over/undershoots
         target = plan[:6] * (1.0 + self.rng.normal(0.0, c.hand_noise, size=6))
@@ -418,10 +502,27 @@ class SimulatedOperator:
             buttons=frozenset({"intervention"}),
         )
 
+    def _speak(self, a_p: np.ndarray, plan: np.ndarray) -> None:
+        """Speak mode: a command when the policy strays by more than the fixed threshold."""
+        c = self.config
+        stray = self.stray(a_p, plan)
+        self.last_stray = stray
+        phrase = None
+        if stray > c.speak_threshold:
+            direction = plan[:3] if c.speak_about == "plan" else plan[:3] - np.clip(a_p[:3], -1, 1)
+            text = phrase_for_displacement(c.J * direction * self.scale[:3], c.sigma)
+            phrase = None if text == NULL_COMMAND else text
+        if phrase is not None:
+            self.spoken_steps += 1
+            self.episode_intervened += 1
+        self._command = TeleopCommand(
+            gripper=1.0 if a_p[6] > 0 else -1.0, refinement_command=phrase
+        )
+
     def __repr__(self) -> str:
         return (
             f"SimulatedOperator(mode={self.config.mode!r}, target_rate={self.config.target_rate}, "
-            f"threshold={self.threshold:.3f}, share={self.share:.3f})"
+            f"threshold={self.threshold:.3f}, credit={self.credit:.2f}, share={self.share:.3f})"
         )
 
 
