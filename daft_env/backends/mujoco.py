@@ -28,6 +28,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from daft_env.backends.base import ActionReport, TaskStatus  # noqa: E402
+from daft_env.backends.contacts import contact_groups, max_normal_force  # noqa: E402
 from daft_env.backends.ik import DifferentialIK, rotation_error  # noqa: E402
 from daft_env.backends.mujoco_views import SceneViews  # noqa: E402
 from daft_env.backends.predicates import (  # noqa: E402
@@ -172,6 +173,7 @@ class MujocoBackend:
         self._left_geoms = {m.geom("pad_left").id, m.geom("finger_left").id}
         self._right_geoms = {m.geom("pad_right").id, m.geom("finger_right").id}
         self._hand_geoms = self._left_geoms | self._right_geoms | {m.geom("hand").id}
+        self._robot_geoms, self._scene_geoms = contact_groups(m, self._tcp, self._bolts)
         self._base_nominal = m.body_pos[self._base].copy()
         self._fixture_nominal = m.body_pos[self._fixture].copy()
 
@@ -407,6 +409,8 @@ class MujocoBackend:
         the unit vector from head to tip; ``slot_pos`` the entrance of the active bolt's slot on
         the channel floor. ``slot_depth``/``slot_lateral`` give where the shank axis crosses the
         plates in slot coordinates (x along the slot from its open end, y across it).
+        ``robot_contact_force`` is the largest normal force (N) between the robot and the table or
+        fixture (:mod:`daft_env.backends.contacts`), read by the simulated operator's contact rule.
         """
         ps = self._state(bolt)
         return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in ps.items()}
@@ -470,6 +474,7 @@ class MujocoBackend:
             "bolt_clearance": lowest,
             "gripper_touches_bolt": hand,
             "grasped": left and right,
+            "robot_contact_force": max_normal_force(m, d, self._robot_geoms, self._scene_geoms),
             "slot_pos": slot_pos,
             "slot_depth": float(cross[0] - slot_pos[0]),
             "slot_lateral": float(cross[1] - slot_pos[1]),
