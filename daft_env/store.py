@@ -93,7 +93,11 @@ class IndexEntry:
         return json.dumps(self.__dict__, sort_keys=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Make ``path`` durable: a file's bytes, or a directory's entries (a rename or a new file).
+
+    ``flush`` only hands data to the OS; a crash can still lose it until ``fsync`` returns.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -213,12 +217,7 @@ def write_episode_file(path: Path, ep: Episode, compression: str | None = "lzf")
         # written last: a file without it was never finished
         f.attrs["complete"] = True
         f.flush()
-    # h5py's flush hands data to the OS; only fsync makes it durable
-    fd = os.open(path, os.O_RDWR)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(path)  # h5py's flush hands data to the OS; only fsync makes it durable
 
 
 def read_episode_file(path: Path) -> Episode:
@@ -331,7 +330,7 @@ class EpisodeStore:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -359,7 +358,7 @@ class EpisodeStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             if new:
-                _fsync_dir(self.root)
+                fsync_path(self.root)
 
     def add(self, episode: Episode) -> Path:
         """Durably write one finished episode; return its final path.
@@ -378,8 +377,8 @@ class EpisodeStore:
         new_dir = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         if new_dir:
-            _fsync_dir(directory.parent)
-            _fsync_dir(self.root)
+            fsync_path(directory.parent)
+            fsync_path(self.root)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"ep_{stamp}_{time.time_ns() % 10**9:09d}_{os.getpid()}_{secrets.token_hex(3)}.h5"
         final = directory / name
@@ -391,7 +390,7 @@ class EpisodeStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_dir(directory)
+        fsync_path(directory)
         self._append_index([_entry_for(self._rel(final), episode)])
         return final
 
@@ -577,6 +576,7 @@ __all__ = [
     "Transition",
     "count_takeovers",
     "episode_transitions",
+    "fsync_path",
     "read_episode_file",
     "validate_episode",
     "write_episode_file",

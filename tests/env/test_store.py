@@ -22,6 +22,15 @@ from hardware.errors import ConfigError
 REPO = Path(__file__).resolve().parents[2]
 
 
+def wait_until(condition, what, timeout_s=60.0, poll_s=0.0005):
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s`` (no timing assert)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(poll_s)
+
+
 def make_episode(task="pickup", kind="interventions", T=12, seed=0, images=True, embeddings=True):
     rng = np.random.default_rng(seed)
     spec = get_task(task)
@@ -304,8 +313,7 @@ def test_reader_in_another_process_while_a_writer_adds(tmp_path):
     )
     counts = []
     try:
-        while not (tmp_path / "s").exists():
-            time.sleep(0.01)
+        wait_until((tmp_path / "s").exists, "the writer to create its store", poll_s=0.01)
         reader = EpisodeStore(tmp_path / "s", mode="r")
         while writer.poll() is None:
             eps = list(reader.episodes())
@@ -339,10 +347,7 @@ def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
             assert line, "writer died before saving episodes"
             saved.append(line.split()[1])
         # kill while the next episode's temp file is being written
-        deadline = time.monotonic() + 60
-        while not list(root.glob("**/.tmp-*.partial")):
-            assert time.monotonic() < deadline
-            time.sleep(0.0005)
+        wait_until(lambda: list(root.glob("**/.tmp-*.partial")), "a temp file being written")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -364,6 +369,28 @@ def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
     store.add(make_episode(T=3, seed=99, images=False))
     assert store.count() == len(eps) + 1
     assert store.verify() == []
+
+
+def test_add_fsyncs_the_file_before_its_rename_and_the_directory_after(tmp_path, monkeypatch):
+    import daft_env.store as store_module
+
+    store = EpisodeStore(tmp_path / "s")
+    events = []
+    real_fsync, real_replace = store_module.fsync_path, os.replace
+    monkeypatch.setattr(store_module, "fsync_path", lambda p: events.append(("fsync", Path(p))))
+    monkeypatch.setattr(
+        store_module.os,
+        "replace",
+        lambda a, b: (events.append(("rename", Path(a))), real_replace(a, b))[1],
+    )
+    final = store.add(make_episode(T=3, images=False))
+    monkeypatch.setattr(store_module, "fsync_path", real_fsync)
+    renames = [i for i, (kind, _) in enumerate(events) if kind == "rename"]
+    tmp = events[renames[0]][1]
+    assert tmp.name.startswith(".tmp-") and tmp.parent == final.parent
+    assert ("fsync", tmp) in events[: renames[0]]  # the bytes are durable before the name is
+    assert ("fsync", final.parent) in events[renames[0] :]  # and the new name after the rename
+    assert events[-1] == ("fsync", Path(store.root))  # the index's fsync ends it (first index)
 
 
 def test_count_takeovers():
