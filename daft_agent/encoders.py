@@ -69,6 +69,10 @@ def register_backbone(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]
 def make_backbone(name: str, observation_space: spaces.Dict, **kwargs: Any) -> nn.Module:
     """Build the registered backbone ``name`` for ``observation_space``."""
     if name not in BACKBONES:
+        # the frozen VLA backbones (smolvla, readout) register on import; transformers loads
+        # only when one is built
+        import daft_agent.backbones  # noqa: F401
+    if name not in BACKBONES:
         raise AgentConfigError(
             f"unknown backbone {name!r}; registered backbones: {sorted(BACKBONES)}"
         )
