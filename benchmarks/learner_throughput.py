@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -17,13 +20,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
 
+# The toy env and its operator are test support (tests/support), not product code.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from support.toy_env import ToyBoltEnv, fill_store_with_demos, toy_hil_env  # noqa: E402
+
 from daft_agent.agent import DualActorAgent  # noqa: E402
-from daft_agent.testing import (  # noqa: E402
-    InMemoryEpisodeStore,
-    ToyBoltEnv,
-    ToyInterventionWrapper,
-    fill_store_with_demos,
-)
+from daft_env.store import EpisodeStore  # noqa: E402
 
 
 def rate(fn, seconds: float) -> float:
@@ -42,15 +45,15 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
 
-    store = InMemoryEpisodeStore()
+    store = EpisodeStore(tempfile.mkdtemp(prefix="daft-bench-"))
     fill_store_with_demos(store, ToyBoltEnv(), 20)
-    env = ToyInterventionWrapper(ToyBoltEnv(), seed=0)
+    env = toy_hil_env(seed=0)
     agent = DualActorAgent(
         env=env, store=store, warmup_steps=0, batch_size=args.batch, seed=0, min_rollouts_per_task=1
     )
     agent.warmup(1)
     agent.learn(600)  # rollouts + interventions so the online sampler and the refinement actor run
-    hidden = agent.actor_hidden
+    hidden = agent.policy.net.actor_hidden
     online = rate(lambda: agent.learner.update("online"), args.seconds)
     warm = rate(lambda: agent.learner.update("warmup"), args.seconds)
 
@@ -67,7 +70,7 @@ def main() -> None:
     sac_rate = rate(lambda: sac.train(gradient_steps=1, batch_size=args.batch), args.seconds)
 
     print(
-        f"batch {args.batch}, hidden {hidden}, {agent.n_critics} critics per task x {len(agent.tasks)} tasks"
+        f"batch {args.batch}, hidden {hidden}, {agent.policy.net.n_critics} critics per task x {len(agent.tasks)} tasks"
     )
     print(f"dual-actor online update (critics + primary + refinement): {online:6.1f} updates/s")
     print(f"dual-actor warm-up update (Cal-QL critics + primary):      {warm:6.1f} updates/s")

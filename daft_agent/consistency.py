@@ -105,13 +105,22 @@ class ConsistencyHead(nn.Module):
         return c_skip * x + c_out * self.net(torch.cat([c_in * x, t, h], dim=1))
 
     def noise(
-        self, h: torch.Tensor, mu: torch.Tensor | None = None, deterministic: bool = False
+        self,
+        h: torch.Tensor,
+        mu: torch.Tensor | None = None,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """W ~ N(mu, K^2 I) (mu = 0 in primary mode); w = mu when ``deterministic``."""
+        """W ~ N(mu, K^2 I) (mu = 0 in primary mode); w = mu when ``deterministic``.
+
+        ``generator`` draws the noise (None: torch's global generator). An actor loop passes its
+        own so its draws do not depend on what a learner thread consumes meanwhile.
+        """
         mean = torch.zeros(h.shape[0], self.action_dim, device=h.device) if mu is None else mu
         if deterministic:
             return mean
-        return mean + self.K * torch.randn_like(mean)
+        z = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + self.K * z
 
     def act_from_noise(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """A = clip(f(w, K, h), -1, 1) for a given noise sample w."""
@@ -119,10 +128,14 @@ class ConsistencyHead(nn.Module):
         return self.denoise(w, sigma, h).clamp(-1.0, 1.0)
 
     def forward(
-        self, h: torch.Tensor, mu: torch.Tensor | None = None, deterministic: bool = False
+        self,
+        h: torch.Tensor,
+        mu: torch.Tensor | None = None,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """One-step action a = clip(f(w, K, h), -1, 1) with w from Eq. 1 (mu None) or Eq. 2."""
-        return self.act_from_noise(h, self.noise(h, mu, deterministic))
+        return self.act_from_noise(h, self.noise(h, mu, deterministic, generator))
 
     def bc_loss(
         self, h: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor | None = None
@@ -166,6 +179,7 @@ class PrimaryActor(nn.Module):
         obs: dict[str, torch.Tensor],
         mu: torch.Tensor | None = None,
         deterministic: bool = False,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Actions (B, action_dim) for a batch of observations."""
-        return self.head(self.backbone(obs), mu, deterministic)
+        """Actions (B, action_dim) for a batch of observations (``generator``: of the noise)."""
+        return self.head(self.backbone(obs), mu, deterministic, generator)

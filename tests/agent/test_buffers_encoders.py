@@ -21,7 +21,6 @@ from daft_agent.errors import (
     SpaceMismatchError,
     UnknownCommandError,
 )
-from daft_agent.testing import InMemoryEpisodeStore
 from daft_env.episode import Episode
 
 torch.set_num_threads(1)
@@ -124,9 +123,11 @@ def test_interventions_join_demos_and_mc_returns_are_stored():
     )
 
 
-def test_empty_store_and_missing_demos_raise():
+def test_empty_store_and_missing_demos_raise(tmp_path):
+    from daft_env.store import EpisodeStore
+
     r = replay()
-    assert r.load_from_store(InMemoryEpisodeStore()) == 0
+    assert r.load_from_store(EpisodeStore(tmp_path / "empty")) == 0
     with pytest.raises(EmptyStoreError, match="upright"):
         r.sample_warmup(8, np.random.default_rng(0))
 
