@@ -115,7 +115,6 @@ def collect_demos(
     from tqdm.auto import tqdm
 
     from daft_env.store import EpisodeStore
-    from daft_env.wrappers import InterventionWrapper, RecordEpisodeToStore
 
     given_device = None if isinstance(device, str) else device
     if given_device is None and device not in DEVICES:
@@ -154,42 +153,17 @@ def collect_demos(
 
             teleop = make_device(device)
             teleop.connect()
+        meta = {"collector": "daft collect", "device": device_name, "expert_noise": noise}
         for task in task_list:
+            if teleop is None:
+                driver: _Driver = _ExpertDriver(
+                    noise, existing[task], max_attempts_factor, episodes
+                )
+            else:
+                driver = _DeviceDriver(teleop, existing[task], keep_failed)
             env = _env_for(env_id, task, obs_mode, render_mode="human" if render else None)
-            meta = {"collector": "daft collect", "device": device_name, "expert_noise": noise}
             try:
-                if device == "expert":
-                    _collect_expert(
-                        env,
-                        store,
-                        task,
-                        episodes,
-                        seed,
-                        noise,
-                        existing[task],
-                        max_attempts_factor,
-                        added,
-                        failures,
-                        bar,
-                        meta,
-                    )
-                else:
-                    _collect_human(
-                        env,
-                        store,
-                        task,
-                        episodes,
-                        seed,
-                        teleop,
-                        existing[task],
-                        added,
-                        failures,
-                        bar,
-                        meta,
-                        keep_failed,
-                        InterventionWrapper,
-                        RecordEpisodeToStore,
-                    )
+                _collect_task(env, store, task, episodes, seed, driver, added, failures, bar, meta)
             finally:
                 env.close()
     finally:
@@ -208,46 +182,87 @@ def collect_demos(
     return added
 
 
-def _collect_expert(
-    env: Any,
-    store: Any,
-    task: str,
-    episodes: int,
-    seed: int,
-    noise: float,
-    existing: int,
-    factor: int,
-    added: dict[str, int],
-    failures: dict[str, int],
-    bar: Any,
-    meta: dict[str, Any],
-) -> None:
-    from daft_env.experts import make_expert
-    from daft_env.wrappers import RecordEpisodeToStore
+class _Driver:
+    """Who drives a demo: what wraps the env, which seeds, each action, and what is kept."""
 
-    rec = RecordEpisodeToStore(
-        env, store, kind="demos", keep=lambda ep: ep.success, task=task, metadata=meta
-    )
-    expert = make_expert("multi", noise=noise)
-    attempts = 0
-    # failures from earlier runs are unknown; count attempts from the demos already there
-    k = existing * max(1, factor)
-    while added[task] < episodes and attempts < factor * episodes:
-        s = _task_seed(seed, task, k + attempts)
-        attempts += 1
-        rec.reset(seed=s, options={"task": task} if env.unwrapped.mode == "multi" else None)
-        expert.reset(s)
-        while True:
-            action = expert.act(env.unwrapped.privileged_state())
-            _, _, terminated, truncated, info = rec.step(action)
-            if terminated or truncated:
-                break
-        if info.get("episode_saved_path"):
-            added[task] += 1
-            bar.update(1)
-        else:
-            failures[task] += 1
-        bar.set_postfix({t: added[t] for t in added} | {"failed": sum(failures.values())})
+    #: attempts allowed for one task in this run
+    max_attempts: int
+    #: index of this run's first attempt in the task's seed stream (continues earlier runs)
+    first_seed: int
+
+    def wrap(self, env: Any) -> Any:
+        return env
+
+    def begin(self, task: str, seed: int, demo: int, episodes: int) -> None:
+        """Called before each attempt's reset."""
+
+    def act(self, env: Any, info: dict[str, Any]) -> np.ndarray:
+        raise NotImplementedError
+
+    def keep(self, task: str, ep: Any) -> bool:
+        return bool(ep.success)
+
+    def discarded(self, task: str) -> None:
+        """Called when an attempt was not kept."""
+
+
+class _ExpertDriver(_Driver):
+    """The scripted expert on privileged sim state; only successful demos are kept."""
+
+    def __init__(self, noise: float, existing: int, factor: int, episodes: int) -> None:
+        from daft_env.experts import make_expert
+
+        self.expert = make_expert("multi", noise=noise)
+        self.max_attempts = factor * episodes
+        # failures from earlier runs are unknown; count attempts from the demos already there
+        self.first_seed = existing * max(1, factor)
+
+    def begin(self, task: str, seed: int, demo: int, episodes: int) -> None:
+        self.expert.reset(seed)
+
+    def act(self, env: Any, info: dict[str, Any]) -> np.ndarray:
+        return self.expert.act(env.unwrapped.privileged_state())
+
+
+class _DeviceDriver(_Driver):
+    """A person drives for the whole episode through a teleop device, until enough are kept.
+
+    When the device is idle the robot holds still: a zero motion command, the gripper as last
+    commanded by the device.
+    """
+
+    def __init__(self, teleop: Any, existing: int, keep_failed: bool | None) -> None:
+        self.teleop = teleop
+        self.keep_failed = keep_failed
+        self.max_attempts = sys.maxsize
+        self.first_seed = 10 * existing
+        self.hold = np.zeros(7)
+
+    def wrap(self, env: Any) -> Any:
+        from daft_env.wrappers import InterventionWrapper
+
+        return InterventionWrapper(env, self.teleop)
+
+    def begin(self, task: str, seed: int, demo: int, episodes: int) -> None:
+        print(f"{task}: demo {demo + 1}/{episodes} - take over with the device", file=sys.stderr)
+        self.hold = np.zeros(7)
+        self.hold[6] = -1.0
+
+    def act(self, env: Any, info: dict[str, Any]) -> np.ndarray:
+        cmd = info.get("executed_action")
+        if cmd is not None:
+            self.hold[6] = cmd[6]
+        return self.hold.copy()
+
+    def keep(self, task: str, ep: Any) -> bool:
+        if ep.success:
+            return True
+        if self.keep_failed is None:
+            return _ask_keep(task)
+        return bool(self.keep_failed)
+
+    def discarded(self, task: str) -> None:
+        print(f"{task}: episode failed and was discarded", file=sys.stderr)
 
 
 def _ask_keep(task: str) -> bool:
@@ -257,50 +272,39 @@ def _ask_keep(task: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _collect_human(
+def _collect_task(
     env: Any,
     store: Any,
     task: str,
     episodes: int,
     seed: int,
-    teleop: Any,
-    existing: int,
+    driver: _Driver,
     added: dict[str, int],
     failures: dict[str, int],
     bar: Any,
     meta: dict[str, Any],
-    keep_failed: bool | None,
-    InterventionWrapper: Any,
-    RecordEpisodeToStore: Any,
 ) -> None:
-    # the person drives for the whole episode; when the device is idle the robot holds still
-    # (a zero motion command, gripper as last commanded by the device)
-    def keep(ep: Any) -> bool:
-        if ep.success:
-            return True
-        if keep_failed is None:
-            return _ask_keep(task)
-        return bool(keep_failed)
+    """Record demos of ``task`` with ``driver`` until ``episodes`` are kept or attempts run out."""
+    from daft_env.wrappers import RecordEpisodeToStore
 
-    wrapped = RecordEpisodeToStore(
-        InterventionWrapper(env, teleop), store, kind="demos", keep=keep, task=task, metadata=meta
+    rec = RecordEpisodeToStore(
+        driver.wrap(env),
+        store,
+        kind="demos",
+        keep=lambda ep: driver.keep(task, ep),
+        task=task,
+        metadata=meta,
     )
+    options = {"task": task} if env.unwrapped.mode == "multi" else None
     attempts = 0
-    while added[task] < episodes:
-        s = _task_seed(seed, task, 10 * existing + attempts)
+    while added[task] < episodes and attempts < driver.max_attempts:
+        s = _task_seed(seed, task, driver.first_seed + attempts)
         attempts += 1
-        print(
-            f"{task}: demo {added[task] + 1}/{episodes} - take over with the device",
-            file=sys.stderr,
-        )
-        wrapped.reset(seed=s, options={"task": task} if env.unwrapped.mode == "multi" else None)
-        hold = np.zeros(7)
-        hold[6] = -1.0
+        driver.begin(task, s, added[task], episodes)
+        rec.reset(seed=s, options=options)
+        info: dict[str, Any] = {}
         while True:
-            _, _, terminated, truncated, info = wrapped.step(hold)
-            cmd = info.get("executed_action")
-            if cmd is not None:
-                hold[6] = cmd[6]
+            _, _, terminated, truncated, info = rec.step(driver.act(env, info))
             if terminated or truncated:
                 break
         if info.get("episode_saved_path"):
@@ -308,7 +312,8 @@ def _collect_human(
             bar.update(1)
         else:
             failures[task] += 1
-            print(f"{task}: episode failed and was discarded", file=sys.stderr)
+            driver.discarded(task)
+        bar.set_postfix({t: added[t] for t in added} | {"failed": sum(failures.values())})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
