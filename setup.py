@@ -21,8 +21,6 @@ setup(
         "numpy>=1.26",
         "gymnasium>=1.0",
         "mujoco>=3.2",
-        "mink>=1.0",
-        "daqp>=0.6",
         "h5py>=3.10",
         "pyzmq>=25",
         "msgpack>=1.0",
