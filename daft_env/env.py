@@ -20,6 +20,7 @@ from gymnasium import spaces
 
 from daft_env.backends import Backend, make_backend
 from daft_env.errors import ConfigError
+from daft_env.perception import as_perception_error, perturb_state_vector, seeded_rng
 from daft_env.spaces import (
     GRIPPER_DIM,
     HEAD_SHAPE,
@@ -56,6 +57,10 @@ class BoltEnv(gym.Env):
         backend_kwargs: keyword arguments for the backend factory.
         max_episode_steps: truncation limit per (sub)task; the paper uses 50.
         n_bolts: bolts per long-horizon episode (1-4); ``reset(options={"n_bolts": k})`` overrides.
+        perception_error: sim-only hidden perception error (:mod:`daft_env.perception`): None
+            (default, off), True, a magnitude in metres, a dict or a ``PerceptionError``. Each
+            reset draws offsets of the observed bolt and fixture positions in ``state``; physics,
+            success and ``privileged_state()`` stay true. State mode only: pixel modes refuse it.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
@@ -69,6 +74,7 @@ class BoltEnv(gym.Env):
         backend_kwargs: Mapping[str, Any] | None = None,
         max_episode_steps: int = MAX_EPISODE_STEPS,
         n_bolts: int = 1,
+        perception_error: Any = None,
     ) -> None:
         if task not in MODES:
             get_task(task)  # raises UnknownTaskError listing the valid names
@@ -82,6 +88,16 @@ class BoltEnv(gym.Env):
         if int(max_episode_steps) < 1:
             raise ConfigError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self._check_n_bolts(n_bolts)
+        self.perception_error = as_perception_error(perception_error)
+        if self.perception_error is not None and obs_mode != "state":
+            raise ConfigError(
+                f"perception_error offsets the state observation only; obs_mode={obs_mode!r} "
+                "renders the true scene for the cameras (not implemented for pixels yet). Use "
+                "obs_mode='state', or perception_error=None"
+            )
+        #: this episode's hidden offsets (object -> (3,) metres); empty when the option is off
+        self.perception_offsets: dict[str, np.ndarray] = {}
+        self._perception_rng = seeded_rng(None)
         self.mode = task
         self.obs_mode = obs_mode
         self.render_mode = render_mode
@@ -173,6 +189,10 @@ class BoltEnv(gym.Env):
         self.backend.reset(self.task, self.np_random, backend_options)
         if self.mode == "long_horizon":
             self.backend.set_active_bolt(0)
+        if self.perception_error is not None:
+            if seed is not None:  # its own stream: the scene layout is the same with or without
+                self._perception_rng = seeded_rng(seed)
+            self.perception_offsets = self.perception_error.draw(self._perception_rng)
         status = self.backend.task_status()
         return self._obs(), self._info(status.success, status.info, None)
 
@@ -225,6 +245,8 @@ class BoltEnv(gym.Env):
             out["task_id"] = int(self.task.task_id)
         if self._state:
             out["state"] = obs["state"]
+            if self.perception_offsets:  # the policy sees the objects where it perceives them
+                out["state"] = perturb_state_vector(obs["state"], self.perception_offsets)
         return out
 
     def _info(self, success: bool, extra: Mapping[str, Any], report: Any) -> dict[str, Any]:
