@@ -1,13 +1,16 @@
 """Per-task critic ensembles Q_psi_i(s, a) (Section IV-C), Cal-QL warm-up and Bellman online.
 
-Each task has its own critic (own backbone, own ensemble) in an ``nn.ModuleDict`` keyed by task
-name, trained only on that task's data; targets are Polyak-averaged copies.
+Each task has its own critic (own backbone, own ensemble), trained only on that task's data
+(Eq. 4); the target critics are a Polyak-averaged copy. All tasks' ensembles live in one
+:class:`TaskCritics` module and run as one batched ensemble of T x M members, each row routed to
+its own task's members (:class:`TaskRouting`): a learner update makes one critic call where T
+separate critics made T, and on CPU most of a small network's time is per-call overhead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import KeysView, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -39,7 +42,7 @@ def monte_carlo_returns(
     later success and the Cal-QL "lower bound" becomes an over-estimate. Resetting on
     ``terminated or truncated`` (and never bootstrapping across the boundary) avoids it. The
     opposite mistake, treating truncation as a terminal in the TD target, is avoided in
-    :meth:`PerTaskCritics.td_target`, which masks only true terminals.
+    the learner's TD target (:mod:`daft_agent.update`), which masks only true terminals.
 
     Args:
         rewards: (T,) rewards.
@@ -97,53 +100,213 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map (E, B, in) to (E, B, out)."""
+    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """Map (E, B, in) to (E, B, out); ``detach_params`` uses the weights as constants."""
+        if detach_params:
+            return torch.baddbmm(self.bias.detach(), x, self.weight.detach())
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-class CriticEnsemble(nn.Module):
-    """An ensemble of E Q-networks Q(h, a) with LayerNorm, evaluated in one pass."""
+class TaskRouting:
+    """Where each row of a batch sits in the (task, slot) layout of one :class:`TaskCritics` call.
+
+    Rows of task t fill the slots ``t * S ... t * S + count_t - 1`` of a (T, S) grid, S being the
+    largest task's row count; the spare slots repeat a row and their outputs are never read. So
+    every task's members see exactly its own rows, in one batched matmul for all tasks, and the
+    routing is a pair of gathers (no ``nonzero``, no ``index_put``).
+
+    Args:
+        task_index: (N,) task id of each row, in ``[0, n_tasks)``.
+        n_tasks: T.
+
+    Raises:
+        AgentConfigError: an empty batch or a task id outside ``[0, n_tasks)``.
+    """
+
+    def __init__(self, task_index: torch.Tensor, n_tasks: int) -> None:
+        ti = torch.as_tensor(task_index).reshape(-1).long()
+        n = ti.numel()
+        if n == 0:
+            raise AgentConfigError("a critic batch needs at least one row")
+        lo, hi = int(ti.min()), int(ti.max())
+        if lo < 0 or hi >= n_tasks:
+            raise AgentConfigError(
+                f"task index {lo if lo < 0 else hi} is outside [0, {n_tasks}): the batch holds a "
+                f"task the critics were not built for (they have {n_tasks} tasks)"
+            )
+        counts = torch.bincount(ti, minlength=n_tasks)
+        slots = int(counts.max())
+        order = torch.argsort(ti, stable=True)
+        starts = torch.cumsum(counts, 0) - counts
+        slot_sorted = ti[order] * slots + torch.arange(n, device=ti.device) - starts[ti[order]]
+        self.task_index = ti
+        self.n_tasks = n_tasks
+        self.slots = slots
+        self.counts = counts
+        # scatter[r]: the slot of row r; gather[s]: the row that feeds slot s.
+        self.scatter = torch.empty_like(ti).scatter_(0, order, slot_sorted)
+        within = torch.minimum(
+            torch.arange(slots, device=ti.device).unsqueeze(0), (counts - 1).clamp_min(0)[:, None]
+        )
+        self.gather = order[(starts[:, None] + within).reshape(-1).clamp_max(n - 1)]
+
+    @classmethod
+    def from_sizes(
+        cls, sizes: Sequence[int], device: torch.device | str | None = None
+    ) -> TaskRouting:
+        """Routing of a batch whose rows are in task order, ``sizes[t]`` rows of task t."""
+        ti = torch.repeat_interleave(
+            torch.arange(len(sizes), device=device), torch.as_tensor(list(sizes), device=device)
+        )
+        return cls(ti, len(sizes))
+
+    def task_mean(self, per_row: torch.Tensor) -> torch.Tensor:
+        """(T,) mean of a per-row quantity over each task's rows (0 for a task without rows)."""
+        sums = torch.zeros(self.n_tasks, dtype=per_row.dtype, device=per_row.device)
+        sums = sums.index_add(0, self.task_index, per_row)
+        return sums / self.counts.clamp_min(1).to(per_row)
+
+
+class _TaskLayerNorm(nn.Module):
+    """LayerNorm whose affine parameters are per task and shared by that task's M members.
+
+    This is what an ``nn.LayerNorm`` inside one task's ensemble does (its affine broadcasts over
+    the members), kept per task so that task i's LayerNorm only ever sees task i's rows.
+    """
+
+    def __init__(self, n_tasks: int, width: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n_tasks, 1, 1, width))
+        self.bias = nn.Parameter(torch.zeros(n_tasks, 1, 1, width))
+
+    def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """(T, M, R, H) -> (T, M, R, H)."""
+        w, b = (
+            (self.weight.detach(), self.bias.detach())
+            if detach_params
+            else (self.weight, self.bias)
+        )
+        y = nn.functional.layer_norm(x, x.shape[-1:])
+        return torch.addcmul(b, y, w)
+
+
+class TaskCritics(nn.Module):
+    """Every task's critic Q_psi_i (Eq. 4) as one vectorised ensemble of T tasks x M members.
+
+    Task i owns its backbone ``backbones[i]`` and the members ``i*M ... i*M + M - 1`` of every
+    layer; a row of task i reaches only those (see :class:`TaskRouting`), so each task's critic is
+    trained on its own task's rows alone, exactly as T separate critics would be, but one call
+    evaluates every row's own-task ensemble: one backbone pass per task and one batched matmul per
+    layer for all tasks. Each hidden layer is Linear - LayerNorm (affine per task) - ReLU.
+
+    Args:
+        tasks: task names, in task-id order.
+        backbones: one backbone per task (the critic's own V(s, l_task), Eq. 3).
+        action_dim: size of the action.
+        hidden_sizes: widths of the hidden layers.
+        n_critics: ensemble size M per task.
+    """
 
     def __init__(
-        self, features_dim: int, action_dim: int, hidden_sizes: Sequence[int], n_critics: int
+        self,
+        tasks: Sequence[str],
+        backbones: Sequence[nn.Module],
+        action_dim: int,
+        hidden_sizes: Sequence[int],
+        n_critics: int,
     ) -> None:
         super().__init__()
         if n_critics < 1:
             raise AgentConfigError(f"n_critics must be >= 1, got {n_critics}")
-        self.n_critics = n_critics
-        layers: list[nn.Module] = []
-        d = features_dim + action_dim
+        if len(backbones) != len(tasks) or not tasks:
+            raise AgentConfigError(
+                f"need one critic backbone per task; got {len(backbones)} for tasks {list(tasks)}"
+            )
+        dims = {int(bb.features_dim) for bb in backbones}
+        if len(dims) != 1:
+            raise AgentConfigError(f"the critic backbones must share features_dim, got {dims}")
+        self.tasks = tuple(tasks)
+        self.n_tasks = len(self.tasks)
+        self.n_critics = int(n_critics)
+        self.backbones = nn.ModuleList(backbones)
+        t, m = self.n_tasks, self.n_critics
+        d = dims.pop() + action_dim
+        self.linears = nn.ModuleList()
+        self.norms = nn.ModuleList()
         for h in hidden_sizes:
-            layers += [EnsembleLinear(n_critics, d, h), nn.LayerNorm(h), nn.ReLU()]
+            self.linears.append(EnsembleLinear(t * m, d, h))
+            self.norms.append(_TaskLayerNorm(t, h))
             d = h
-        layers.append(EnsembleLinear(n_critics, d, 1))
-        self.net = nn.Sequential(*layers)
+        self.linears.append(EnsembleLinear(t * m, d, 1))
 
-    def forward(self, h: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Q of shape (E, B) for features (B, F) and actions (B, A)."""
-        x = torch.cat([h, actions], dim=1).unsqueeze(0).expand(self.n_critics, -1, -1)
-        return self.net(x).squeeze(-1)
+    def keys(self) -> KeysView[str]:
+        """The task names, as the keys of the per-task critics."""
+        return dict.fromkeys(self.tasks).keys()
 
+    def routing(self, task_index: torch.Tensor) -> TaskRouting:
+        """The :class:`TaskRouting` of a batch with these task ids."""
+        return TaskRouting(task_index, self.n_tasks)
 
-class TaskCritic(nn.Module):
-    """Q_psi_i: the task's own backbone and critic ensemble."""
+    def features(self, obs: Mapping[str, torch.Tensor], routing: TaskRouting) -> torch.Tensor:
+        """(T, S, F): each task's backbone on the rows routed to it."""
+        routed = {k: v.index_select(0, routing.gather) for k, v in obs.items()}
+        s = routing.slots
+        return torch.stack(
+            [
+                bb({k: v[i * s : (i + 1) * s] for k, v in routed.items()})
+                for i, bb in enumerate(self.backbones)
+            ]
+        )
 
-    def __init__(self, backbone: nn.Module, ensemble: CriticEnsemble) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.ensemble = ensemble
+    def ensemble(
+        self, h: torch.Tensor, actions: torch.Tensor, detach_params: bool = False
+    ) -> torch.Tensor:
+        """Q of every task's members on its routed rows: h (T, S, F), actions (T, S, n, A) -> (T, M, S, n).
 
-    def forward(self, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
-        """Q of shape (E, B)."""
-        return self.ensemble(self.backbone(obs), actions)
+        With ``detach_params`` the weights enter as constants: gradients reach the actions (and h)
+        but no critic weight, without touching ``requires_grad`` (the actor losses need this).
+        """
+        t, s, n, a = actions.shape
+        m = self.n_critics
+        x = torch.cat([h.unsqueeze(2).expand(t, s, n, h.shape[-1]), actions], dim=3)
+        x = x.reshape(t, 1, s * n, -1).expand(t, m, s * n, x.shape[-1]).reshape(t * m, s * n, -1)
+        for lin, norm in zip(self.linears, self.norms, strict=False):
+            x = lin(x, detach_params).view(t, m, s * n, -1)
+            x = torch.relu(norm(x, detach_params)).view(t * m, s * n, -1)
+        return self.linears[-1](x, detach_params).view(t, m, s, n)
 
-    def q_many(self, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
-        """Q for n actions per state: ``actions`` (B, n, A) -> (E, B, n); the backbone runs once."""
-        b, n, a = actions.shape
-        h = self.backbone(obs)
-        hr = h.unsqueeze(1).expand(b, n, h.shape[1]).reshape(b * n, -1)
-        return self.ensemble(hr, actions.reshape(b * n, a)).reshape(-1, b, n)
+    def forward(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        actions: torch.Tensor,
+        routing: TaskRouting,
+        detach_params: bool = False,
+    ) -> torch.Tensor:
+        """Q_psi_i(s, a) of each row's own task i for every member.
+
+        Args:
+            obs: a batch of N observations.
+            actions: (N, A), or (N, n, A) for n actions per state (the backbone runs once per state).
+            routing: the batch's :class:`TaskRouting`.
+            detach_params: see :meth:`ensemble`; the backbone then runs without gradient (h does
+                not depend on the actions, so no gradient is lost).
+
+        Returns:
+            (M, N) for (N, A) actions, (M, N, n) for (N, n, A).
+        """
+        single = actions.dim() == 2
+        acts = actions.unsqueeze(1) if single else actions
+        n = acts.shape[1]
+        if detach_params:
+            with torch.no_grad():
+                h = self.features(obs, routing)
+        else:
+            h = self.features(obs, routing)
+        routed = acts.index_select(0, routing.gather).view(self.n_tasks, routing.slots, n, -1)
+        q = self.ensemble(h, routed, detach_params)
+        q = q.transpose(0, 1).reshape(self.n_critics, self.n_tasks * routing.slots, n)
+        q = q.index_select(1, routing.scatter)
+        return q.squeeze(2) if single else q
 
 
 def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
@@ -154,12 +317,17 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
             tb.copy_(b)
 
 
+def bellman_per_row(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared TD error summed over ensemble members, per row: ``q`` (E, B), ``target`` (B,) -> (B,)."""
+    return ((q - target.unsqueeze(0)) ** 2).sum(0)
+
+
 def bellman_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over ensemble members of the squared TD error; ``q`` (E, B), ``target`` (B,)."""
-    return ((q - target.unsqueeze(0)) ** 2).mean(1).sum()
+    """Sum over ensemble members of the mean squared TD error on one task's batch."""
+    return bellman_per_row(q, target).mean()
 
 
-def calql_regulariser(
+def calql_per_row(
     q_data: torch.Tensor,
     q_random: torch.Tensor,
     q_policy: torch.Tensor,
@@ -167,7 +335,7 @@ def calql_regulariser(
     mc_returns: torch.Tensor,
     temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Cal-QL's conservative term, summed over ensemble members, mean over the batch.
+    """Cal-QL's conservative term, summed over ensemble members, per row: (B,).
 
     temperature * logsumexp([Q(s, a_rand), max(Q(s, a_pi), G), max(Q(s, a'_pi), G)] / temperature)
     - Q(s, a_data), with G the Monte-Carlo return (:func:`calql_lower_bound`). The consistency
@@ -185,4 +353,16 @@ def calql_regulariser(
         dim=2,
     )
     lse = temperature * torch.logsumexp(cat / temperature, dim=2)
-    return (lse - q_data).mean(1).sum()
+    return (lse - q_data).sum(0)
+
+
+def calql_regulariser(
+    q_data: torch.Tensor,
+    q_random: torch.Tensor,
+    q_policy: torch.Tensor,
+    q_next_policy: torch.Tensor,
+    mc_returns: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """:func:`calql_per_row` averaged over one task's batch (summed over ensemble members)."""
+    return calql_per_row(q_data, q_random, q_policy, q_next_policy, mc_returns, temperature).mean()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from daft_agent.buffers import DualActorReplay, concat_batches
-from daft_agent.critics import bellman_loss, calql_regulariser
+from daft_agent.critics import TaskRouting, bellman_per_row, calql_per_row
 from daft_agent.encoders import NULL_COMMAND, CommandEncoder
 from daft_agent.errors import AgentConfigError
 from daft_agent.policies import DualActorPolicy
@@ -75,29 +75,6 @@ def _tensors(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return out
 
 
-def _split(joined: Mapping[str, Any], sizes: Sequence[int]) -> list[dict[str, Any]]:
-    """Per-task views of a joined batch (rows are in task order)."""
-    out: list[dict[str, Any]] = [{} for _ in sizes]
-    for k, v in joined.items():
-        if k in ("obs", "next_obs"):
-            parts = {kk: vv.split(list(sizes)) for kk, vv in v.items()}
-            for i in range(len(sizes)):
-                out[i][k] = {kk: parts[kk][i] for kk in v}
-        elif k == "commands":
-            start = 0
-            for i, n in enumerate(sizes):
-                out[i][k] = v[start : start + n]
-                start += n
-        else:
-            for i, part in enumerate(v.split(list(sizes))):
-                out[i][k] = part
-    return out
-
-
-def _repeat_obs(obs: Mapping[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
-    return {k: v.repeat_interleave(n, dim=0) for k, v in obs.items()}
-
-
 class Learner:
     """Owns the update rule: per-task critics, the primary actor (Eq. 6, 15), the refinement actor (Eq. 11).
 
@@ -135,62 +112,70 @@ class Learner:
                 tb.copy_(b)
 
     def _critic_losses(
-        self,
-        batches: list[dict[str, Any]],
-        joined: dict[str, Any],
-        phase: str,
-        stats: dict[str, float],
+        self, joined: dict[str, Any], routing: TaskRouting, phase: str, stats: dict[str, float]
     ) -> torch.Tensor:
-        pol, cfg = self.policy, self.cfg
-        total = torch.zeros((), device=self.device)
-        n = cfg.calql_n_actions
-        with torch.no_grad():
-            # a' ~ pi_theta^w(s') for every task's batch in one pass of the shared actor.
-            next_actions = pol.actor(joined["next_obs"]).split(
-                [b["actions"].shape[0] for b in batches]
-            )
-        for task, b, next_a in zip(self.tasks, batches, next_actions, strict=True):
-            critic, target = pol.critics[task], pol.critics_target[task]
-            with torch.no_grad():
-                q_next = target(b["next_obs"], next_a).min(0).values
-                # Only true terminals stop the bootstrap; a time-limit truncation does not.
-                y = b["rewards"] + cfg.gamma * (1.0 - b["terminated"]) * q_next
-            q = critic(b["obs"], b["actions"])
-            loss = bellman_loss(q, y)
-            stats[f"critic/td_loss/{task}"] = float(loss.detach())
-            if phase == "warmup" and cfg.calql_alpha > 0:
-                bsz, adim = b["actions"].shape
-                with torch.no_grad():
-                    rep = _repeat_obs(b["obs"], n)
-                    rep_next = _repeat_obs(b["next_obs"], n)
-                    a_pi = pol.actor(rep).reshape(bsz, n, adim)
-                    a_next_pi = pol.actor(rep_next).reshape(bsz, n, adim)
-                    a_rand = torch.rand(bsz, n, adim, device=self.device) * 2.0 - 1.0
-                q_all = critic.q_many(b["obs"], torch.cat([a_rand, a_pi, a_next_pi], dim=1))
-                q_rand, q_pi, q_next_pi = q_all.split(n, dim=2)
-                reg = calql_regulariser(
-                    q, q_rand, q_pi, q_next_pi, b["mc_returns"], cfg.calql_temperature
-                )
-                stats[f"critic/calql/{task}"] = float(reg.detach())
-                loss = loss + cfg.calql_alpha * reg
-            stats[f"critic/q_data/{task}"] = float(q.detach().mean())
-            total = total + loss
-        return total
+        """Sum over tasks of each task's critic loss on its own rows B^i (Eq. 4).
 
-    def _q_of(
-        self, obs: Mapping[str, torch.Tensor], actions: torch.Tensor, task_index: torch.Tensor
-    ) -> torch.Tensor:
-        """Q_psi_i(s, a) with each row's own task critic (min over the ensemble), shape (B,)."""
-        out = torch.zeros(actions.shape[0], device=self.device)
-        for i, task in enumerate(self.tasks):
-            rows = (task_index == i).nonzero(as_tuple=True)[0]
-            if rows.numel() == 0:
-                continue
-            sub = {k: v[rows] for k, v in obs.items()}
-            out = out.index_put(
-                (rows,), self.policy.critics[task](sub, actions[rows]).min(0).values
+        Bellman online; in warm-up plus ``calql_alpha`` times Cal-QL's regulariser, whose
+        ``calql_n_actions`` uniform, pi(s) and pi(s') actions per state are scored in the same
+        critic call as the data action. Every task's critic runs in that one call
+        (:class:`~daft_agent.critics.TaskCritics`), the target critics in one more.
+        """
+        pol, cfg = self.policy, self.cfg
+        n = cfg.calql_n_actions if phase == "warmup" and cfg.calql_alpha > 0 else 0
+        obs, next_obs, actions = joined["obs"], joined["next_obs"], joined["actions"]
+        bsz, adim = actions.shape
+        with torch.no_grad():
+            # a' ~ pi_theta^w(s') for the TD target and, in warm-up, n draws of pi(s) and of
+            # pi(s') per state for Cal-QL: one pass of the shared actor for all of them.
+            if n:
+                rows = {
+                    k: torch.cat(
+                        [
+                            next_obs[k],
+                            obs[k].repeat_interleave(n, 0),
+                            next_obs[k].repeat_interleave(n, 0),
+                        ]
+                    )
+                    for k in obs
+                }
+                next_a, a_pi, a_next_pi = pol.actor(rows).split([bsz, bsz * n, bsz * n])
+            else:
+                next_a = pol.actor(next_obs)
+            q_next = pol.critics_target(next_obs, next_a, routing).min(0).values
+            # Only true terminals stop the bootstrap; a time-limit truncation does not.
+            y = joined["rewards"] + cfg.gamma * (1.0 - joined["terminated"]) * q_next
+        if n:
+            a_rand = torch.rand(bsz, n, adim, device=self.device) * 2.0 - 1.0
+            acts = torch.cat(
+                [
+                    actions.unsqueeze(1),
+                    a_rand,
+                    a_pi.view(bsz, n, adim),
+                    a_next_pi.view(bsz, n, adim),
+                ],
+                dim=1,
             )
-        return out
+            q_all = pol.critics(obs, acts, routing)
+            q = q_all[:, :, 0]
+            q_rand, q_pi, q_next_pi = q_all[:, :, 1:].split(n, dim=2)
+        else:
+            q = pol.critics(obs, actions, routing)
+        td = routing.task_mean(bellman_per_row(q, y))
+        loss = td.sum()
+        logged = {"td_loss": td, "q_data": routing.task_mean(q.detach().mean(0))}
+        if n:
+            reg = routing.task_mean(
+                calql_per_row(
+                    q, q_rand, q_pi, q_next_pi, joined["mc_returns"], cfg.calql_temperature
+                )
+            )
+            loss = loss + cfg.calql_alpha * reg.sum()
+            logged["calql"] = reg
+        for name, per_task in logged.items():
+            for task, v in zip(self.tasks, per_task.detach().tolist(), strict=True):
+                stats[f"critic/{name}/{task}"] = v
+        return loss
 
     def update(self, phase: str) -> dict[str, float]:
         """One full update of Algorithm 1 (lines 3-7 in warm-up, 11-16 online); returns diagnostics."""
@@ -202,31 +187,24 @@ class Learner:
             raw = self.replay.sample_online(cfg.batch_size, self.rng)
         joined = _tensors(concat_batches(raw), self.device)
         sizes = [len(b["actions"]) for b in raw]
-        batches = _split(joined, sizes)
+        routing = pol.critics.routing(joined["task_index"])
         stats: dict[str, float] = {}
 
         # Critics (lines 5 / 13): each task's critic on its own minibatch B^i.
-        critic_loss = self._critic_losses(batches, joined, phase, stats)
+        critic_loss = self._critic_losses(joined, routing, phase, stats)
         pol.critics.optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         pol.critics.optimizer.step()
 
-        # The actor and refinement losses differentiate through the critics but must not compute
-        # gradients for their weights (a large share of the backward pass otherwise).
-        for p in self._critic_params:
-            p.requires_grad_(False)
-        try:
-            self._actor_and_refinement_step(joined, batches, phase, lam_bc, lam_q, stats)
-        finally:
-            for p in self._critic_params:
-                p.requires_grad_(True)
+        self._actor_and_refinement_step(joined, routing, sizes, phase, lam_bc, lam_q, stats)
         torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
         return stats
 
     def _actor_and_refinement_step(
         self,
         joined: dict[str, Any],
-        batches: list[dict[str, Any]],
+        routing: TaskRouting,
+        sizes: Sequence[int],
         phase: str,
         lam_bc: float,
         lam_q: float,
@@ -239,10 +217,11 @@ class Learner:
         # it to expert actions (demos and interventions) only.
         weights = None if cfg.bc_on_rollouts else joined.get("is_demo")
         bc, a_pi = pol.actor.head.bc_loss(h, joined["actions"], weights)
-        sizes = [b["actions"].shape[0] for b in batches]
-        q_per_task = []
-        for task, b, a in zip(self.tasks, batches, a_pi.split(sizes), strict=True):
-            q_per_task.append(pol.critics[task](b["obs"], a).min(0).values)
+        # Q_psi_i(s, pi(s)) of every row's own task in one call; the critics' weights enter as
+        # constants (detach_params), so the actor's gradient reaches the actions and no critic
+        # weight (a large share of the backward pass otherwise).
+        q_pi = pol.critics(joined["obs"], a_pi, routing, detach_params=True).min(0).values
+        q_per_task = list(q_pi.split(list(sizes)))
         q_bar = torch.stack([q.mean() for q in q_per_task]).detach()
         eps = task_weights(q_bar, cfg.task_weight_c, *cfg.task_weight_clip)
         q_loss = weighted_actor_q_loss(q_per_task, eps)
@@ -273,6 +252,7 @@ class Learner:
                 self._null_vec = self.encoder.encode([NULL_COMMAND]).to(self.device)
             null = self._null_vec.expand(cmd.shape[0], -1)
             h_tt = pol.actor.backbone(t["obs"])
+            tt_routing = pol.critics.routing(t["task_index"])
             # mu(s, l_rf) and mu(s, [null]) in one pass of the refinement actor.
             both_obs = {k: torch.cat([v, v]) for k, v in t["obs"].items()}
             mu_cmd, mu_null = pol.refinement(both_obs, torch.cat([cmd, null])).split(cmd.shape[0])
@@ -282,7 +262,7 @@ class Learner:
                 mu_cmd,
                 mu_null,
                 t["actions"],
-                lambda a: self._q_of(t["obs"], a, t["task_index"]),
+                lambda a: pol.critics(t["obs"], a, tt_routing, detach_params=True).min(0).values,
                 cfg.refinement_bc_trains_primary,
             )
             e1, e2, e3 = cfg.eta
