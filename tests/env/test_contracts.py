@@ -39,3 +39,54 @@ def test_bad_actions_are_refused_with_a_reason(bad, words):
 def test_good_action_passes_through():
     a = validate_action([0.1] * 7)
     assert a.shape == (7,) and a.dtype == np.float64
+
+
+def _protocol_members():
+    from daft_env.backends.base import Backend
+
+    return {n for n in vars(Backend) if not n.startswith("_")} | set(Backend.__annotations__)
+
+
+class _RecordingBackend:
+    """Passes everything to a MujocoBackend and records which attributes its user touched."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.used = set()
+
+    def __getattr__(self, name):  # only called for what this proxy does not define itself
+        self.used.add(name)
+        return getattr(self._inner, name)
+
+
+def test_boltenv_uses_only_the_backend_protocol():
+    from daft_env import BoltEnv
+    from daft_env.backends.mujoco import MujocoBackend
+    from daft_env.experts import make_expert
+
+    backend = _RecordingBackend(MujocoBackend("scene_long_horizon.xml"))
+    env = BoltEnv(task="long_horizon", obs_mode="state", render_mode="rgb_array", backend=backend)
+    expert = make_expert("long_horizon")
+    _, info = env.reset(seed=0)
+    expert.reset(0)
+    for _ in range(60):  # until the first subtask is done and the env switches bolt and task
+        _, _, _, _, info = env.step(expert.act(env.privileged_state()))
+        if info["operations_completed"] == 1:
+            break
+    assert info["operations_completed"] == 1 and info["task"] == "pickup"
+    env.render()
+    env.stop()
+    env.close()
+    assert {"set_task", "set_active_bolt", "stop", "render", "close"} <= backend.used
+    assert backend.used <= _protocol_members(), backend.used - _protocol_members()
+
+
+def test_both_backends_implement_every_protocol_member():
+    from daft_env.backends.mujoco import MujocoBackend
+    from daft_env.backends.real.backend import RealBackend
+
+    members = _protocol_members()
+    assert {"privileged_state", "render_human", "set_active_bolt", "stop"} <= members
+    for cls in (MujocoBackend, RealBackend):
+        missing = sorted(m for m in members if not hasattr(cls, m))
+        assert missing == [], f"{cls.__name__} lacks {missing}"
