@@ -35,7 +35,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 import zmq
 
 from hardware.arm.base import Arm
@@ -314,7 +313,8 @@ class ArmServer:
             key = "delta" if cmd == "move_delta" else "pose"
             if key not in args:
                 raise ProtocolViolation(f"{cmd} needs args.{key}: 6 numbers")
-            value = _array(args[key], key)
+            # The safety layer is the one validator of 6-vectors (shape, numbers, finiteness).
+            value = args[key]
             if cmd == "move_delta":
                 safe, clips = self.safety.check(current, delta=value, gripper=gripper)
                 result = driver.move_delta(safe.delta, safe.gripper)
@@ -333,16 +333,6 @@ def _number(args: dict[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProtocolViolation(f"args.{key} must be a number; got {value!r}")
     return float(value)
-
-
-def _array(value: Any, key: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ProtocolViolation(f"args.{key} must be 6 numbers") from exc
-    if arr.shape != (6,):
-        raise ProtocolViolation(f"args.{key} must have shape (6,); got {arr.shape}")
-    return arr
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,7 +183,7 @@ class KeySceneResetter(_KeyReader):
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise RealBackendFault(
-                    f"nobody confirmed the scene for {task.name!r} within {self.timeout_s:.0f} s "
+                    f"nobody confirmed the scene for {task.name!r} within {self.timeout_s:g} s "
                     "(press Enter in the env's terminal, or use scene_reset='timer')"
                 )
             time.sleep(0.02)
