@@ -1,5 +1,6 @@
 """The durable EpisodeStore: round trip, index, corruption, missing store, crash safety."""
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,24 @@ from daft_env.tasks import get_task
 from hardware.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def child_process(args, **kwargs):
+    """Run ``args`` from the repository root; whatever happens in the block, it is reaped."""
+    proc = subprocess.Popen(args, cwd=REPO, **kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def sigkill(proc):
+    """Kill ``proc`` at once, as a power cut or an OOM kill would, and reap it."""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
 
 
 def wait_until(condition, what, timeout_s=60.0, poll_s=0.0005):
@@ -306,13 +325,10 @@ def test_reader_in_another_process_while_a_writer_adds(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
     n = 20
-    writer = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "s"), "6", str(n)],
-        stdout=subprocess.DEVNULL,
-        cwd=REPO,
-    )
     counts = []
-    try:
+    with child_process(
+        [sys.executable, str(script), str(tmp_path / "s"), "6", str(n)], stdout=subprocess.DEVNULL
+    ) as writer:
         wait_until((tmp_path / "s").exists, "the writer to create its store", poll_s=0.01)
         reader = EpisodeStore(tmp_path / "s", mode="r")
         while writer.poll() is None:
@@ -320,10 +336,6 @@ def test_reader_in_another_process_while_a_writer_adds(tmp_path):
             counts.append(len(eps))
             for ep in eps:
                 assert_same(ep, make_episode(T=6, seed=ep.metadata["seed"]))
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-        writer.wait()
     assert writer.returncode == 0 and reader.skipped == []
     assert counts == sorted(counts) and 0 < len(counts)
     assert any(0 < c < n for c in counts)  # the reader really overlapped the writer
@@ -334,27 +346,18 @@ def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
     root = tmp_path / "store"
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(root), "40"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-    )
     saved = []
-    try:
+    with child_process(
+        [sys.executable, str(script), str(root), "40"], stdout=subprocess.PIPE, text=True
+    ) as proc:
         while len(saved) < 2:
             line = proc.stdout.readline()
             assert line, "writer died before saving episodes"
             saved.append(line.split()[1])
         # kill while the next episode's temp file is being written
         wait_until(lambda: list(root.glob("**/.tmp-*.partial")), "a temp file being written")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    saved += proc.stdout.read().split()[1::2]
+        sigkill(proc)
+        saved += proc.stdout.read().split()[1::2]
     assert proc.returncode == -signal.SIGKILL
     reader = EpisodeStore(root, mode="r")
     eps = list(reader.episodes())
@@ -433,23 +436,17 @@ def test_sigkill_mid_episode_of_a_real_collection_loses_only_that_episode(tmp_pa
     root = tmp_path / "store"
     script = tmp_path / "collector.py"
     script.write_text(COLLECTOR)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(root)], stdout=subprocess.PIPE, text=True, cwd=REPO
-    )
     saved = []
-    try:
+    with child_process(
+        [sys.executable, str(script), str(root)], stdout=subprocess.PIPE, text=True
+    ) as proc:
         while True:
             line = proc.stdout.readline()
             assert line, "collector died before reaching the 4th episode"
             if line.startswith("mid-episode"):
                 break
             saved.append(line.split()[2])
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        sigkill(proc)
     assert proc.returncode == -signal.SIGKILL and len(saved) == 3
     reader = EpisodeStore(root, mode="r")
     eps = list(reader.episodes())
