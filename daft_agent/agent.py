@@ -30,6 +30,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -478,7 +479,21 @@ class DualActorAgent(BaseAlgorithm):
             raise AgentConfigError(
                 "DualActorAgent.learn needs a single gym env (or a 1-env DummyVecEnv)"
             )
+        self._check_not_recorded(envs[0])
         return envs[0]
+
+    def _check_not_recorded(self, env: Any) -> None:
+        """Refuse an env under ``RecordEpisodeToStore`` when the agent stores episodes itself."""
+        from daft_env.wrappers import RecordEpisodeToStore
+
+        while self.store is not None and isinstance(env, gym.Wrapper):
+            if isinstance(env, RecordEpisodeToStore):
+                raise AgentConfigError(
+                    "the env is wrapped in RecordEpisodeToStore, which would store every online "
+                    "episode a second time beside the agent's own copy (store=...); give the agent "
+                    "the env inside it (e.g. the InterventionWrapper), or pass store=None"
+                )
+            env = env.env
 
     def _task_cycler(self) -> Any:
         # Algorithm 1 interacts task by task; ask the env for the next task round-robin. Envs that

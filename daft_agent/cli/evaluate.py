@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     agent = DualActorAgent.load(path)
-    obs_mode = args.obs_mode or ("pixels" if agent.backbone == "pixels" else "state")
+    obs_mode = args.obs_mode or ("pixels" if agent.policy.net.backbone == "pixels" else "state")
     env = gym.make(args.env, obs_mode=obs_mode)
     agent.set_env(env)
     tasks = list(agent.tasks)

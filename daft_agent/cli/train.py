@@ -25,33 +25,24 @@ from typing import Any
 
 from hardware.errors import ConfigError
 
-#: preset -> (env id, obs mode, agent kwargs, online steps, warm-up updates)
+#: preset -> env id, obs mode, agent kwargs, network settings (``policy_kwargs``; the rest are
+#: NetworkConfig's defaults), online steps, warm-up updates
 PRESETS: dict[str, dict[str, Any]] = {
     "state": {
         "env_id": "BoltMultiTask-Sim-v0",
         "obs_mode": "state",
         "online_steps": 15_000,
         "warmup_steps": 2_000,
-        "agent": {
-            "backbone": "state",
-            "actor_hidden": (256, 256),
-            "critic_hidden": (256, 256),
-            "batch_size": 256,
-            "utd_ratio": 1.0,
-        },
+        "agent": {"batch_size": 256, "utd_ratio": 1.0},
+        "network": {"backbone": "state"},
     },
     "pixels": {
         "env_id": "BoltMultiTask-Sim-v0",
         "obs_mode": "pixels",
         "online_steps": 15_000,
         "warmup_steps": 2_000,
-        "agent": {
-            "backbone": "pixels",
-            "actor_hidden": (256, 256),
-            "critic_hidden": (256, 256),
-            "batch_size": 64,
-            "utd_ratio": 0.5,
-        },
+        "agent": {"batch_size": 64, "utd_ratio": 0.5},
+        "network": {"backbone": "pixels"},
     },
 }
 #: sizes used by --tiny (CI and tests): a few hundred steps end to end
@@ -115,36 +106,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one DualActorAgent keyword argument (a Python literal), e.g. "
-        "--set normalize_q=True --set bc_on_rollouts=False; repeatable",
+        help="override one DualActorAgent keyword argument or network setting (policy_kwargs) "
+        "with a Python literal, e.g. --set normalize_q=True --set critic_hidden=(512,512); "
+        "repeatable",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--skip-eval", action="store_true", help="train only")
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings -> agent keyword arguments; VALUE is a Python literal."""
+def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``KEY=VALUE`` strings -> (agent keyword arguments, network settings); VALUE is a literal.
+
+    A key that names a :class:`~daft_agent.policies.NetworkConfig` field (``actor_hidden``,
+    ``backbone``, ...) goes into ``policy_kwargs``; any other must be a DualActorAgent argument.
+    """
     import ast
     import inspect
+    from dataclasses import fields
 
     from daft_agent.agent import DualActorAgent
+    from daft_agent.policies import NetworkConfig
 
-    valid = set(inspect.signature(DualActorAgent.__init__).parameters) - {"self", "env"}
-    out: dict[str, Any] = {}
+    network_keys = {f.name for f in fields(NetworkConfig)}
+    agent_keys = set(inspect.signature(DualActorAgent.__init__).parameters) - {
+        "self",
+        "env",
+        "store",
+        "policy",
+        "policy_kwargs",
+        "_init_setup_model",
+    }
+    agent: dict[str, Any] = {}
+    network: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        if key not in valid:
+        if key not in agent_keys | network_keys:
             raise ConfigError(
-                f"--set {key}: not a DualActorAgent argument; valid keys are {sorted(valid)}"
+                f"--set {key}: not a DualActorAgent argument or network setting; valid keys are "
+                f"{sorted(agent_keys | network_keys)}"
             )
         try:
-            out[key] = ast.literal_eval(raw.strip())
+            value = ast.literal_eval(raw.strip())
         except (ValueError, SyntaxError):
-            out[key] = raw.strip()  # a bare string such as --set backbone=state
-    return out
+            value = raw.strip()  # a bare string such as --set backbone=state
+        (network if key in network_keys else agent)[key] = value
+    return agent, network
 
 
 def _make_envs(env_id: str, obs_mode: str, seed: int) -> tuple[Any, Any, Any]:
@@ -179,8 +188,26 @@ def _collect(
     collect_demos(store, env_id, tasks, n, obs_mode, seed=seed, progress=progress)
 
 
+def _rates_postfix(agent: Any) -> dict[str, str]:
+    """Per task ``"<all>/<auto>"``: success counting operator-rescued episodes, then autonomous.
+
+    ``all`` is ``rollout/<task>/success_rate`` (an episode the operator rescued counts);
+    ``auto`` is ``rollout/<task>/autonomous_success_rate`` (no intervened step).
+    """
+
+    def pct(r: float) -> str:
+        return "-" if r != r else f"{100 * r:.0f}%"
+
+    rescued, alone = agent.success_rates(), agent.success_rates(autonomous=True)
+    return {f"{t[:4]} all/auto": f"{pct(rescued[t])}/{pct(alone[t])}" for t in rescued}
+
+
 class _ProgressCallback:
-    """SB3 callback factory: a tqdm bar over online steps with live per-task success rates."""
+    """SB3 callback factory: a tqdm bar over online steps with live per-task success rates.
+
+    Each task shows ``all/auto``: success counting operator-rescued episodes, then autonomous
+    success (episodes with no intervened step; what the policy achieves alone).
+    """
 
     @staticmethod
     def make(total: int, initial: int, enabled: bool, checkpoint: Path, every: int) -> Any:
@@ -203,14 +230,9 @@ class _ProgressCallback:
                 self.bar.update(1)
                 if agent._episode_num != self._last_ep:
                     self._last_ep = agent._episode_num
-                    rates = agent.success_rates()
-                    self.bar.set_postfix(
-                        {t[:4]: ("-" if r != r else f"{100 * r:.0f}%") for t, r in rates.items()}
-                        | {"upd": agent.online_updates_done}
-                    )
+                    self.bar.set_postfix(_rates_postfix(agent) | {"upd": agent.online_updates_done})
                 if every and agent.online_env_steps % every == 0:
-                    with agent._policy_lock:  # a consistent snapshot while the learner runs
-                        agent.save(checkpoint)
+                    agent.save(checkpoint)  # save takes the learner's lock: a consistent snapshot
                 return True
 
             def _on_training_end(self) -> None:
@@ -228,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
     from daft_agent.agent import DualActorAgent
     from daft_agent.errors import CheckpointError
     from daft_agent.evaluation import evaluate_tasks, format_table
+    from daft_agent.policies import NetworkConfig
     from daft_env.store import EpisodeStore
     from daft_env.tasks import TASK_NAMES
 
@@ -271,31 +294,38 @@ def run(args: argparse.Namespace) -> int:
         _collect(store, env_id, task_list, demos, preset["obs_mode"], args.seed, progress)
 
     agent_kwargs = dict(preset["agent"])
+    network = dict(preset["network"])
     agent_kwargs["warmup_steps"] = warmup_steps
     if args.tiny:
         agent_kwargs.update(
             batch_size=TINY["batch_size"],
-            actor_hidden=TINY["hidden"],
-            critic_hidden=TINY["hidden"],
-            refinement_hidden=TINY["hidden"],
             min_rollouts_per_task=TINY["min_rollouts_per_task"],
             refinement_batch_size=16,
         )
+        network.update(
+            actor_hidden=TINY["hidden"],
+            critic_hidden=TINY["hidden"],
+            refinement_hidden=TINY["hidden"],
+        )
         if args.preset == "pixels":
-            agent_kwargs["backbone_kwargs"] = {"image_features": 16, "channels": 4}
+            network["backbone_kwargs"] = {"image_features": 16, "channels": 4}
     if args.utd is not None:
         agent_kwargs["utd_ratio"] = args.utd
     if args.batch_size is not None:
         agent_kwargs["batch_size"] = args.batch_size
-    agent_kwargs.update(_parse_overrides(args.set))
+    set_agent, set_network = _parse_overrides(args.set)
+    agent_kwargs.update(set_agent)
+    network.update(set_network)
 
     if args.resume and checkpoint.exists():
         agent = DualActorAgent.load(checkpoint, env=train_env, store=store)
+        net = agent.policy.net.as_kwargs()
+        wanted = NetworkConfig.from_kwargs(network).as_kwargs()
         differing = {
             k: (getattr(agent, k), v)
             for k, v in agent_kwargs.items()
             if k not in ("warmup_steps", "utd_ratio") and _norm(getattr(agent, k, None)) != _norm(v)
-        }
+        } | {k: (net[k], v) for k, v in wanted.items() if _norm(net[k]) != _norm(v)}
         if differing:
             raise CheckpointError(
                 f"{checkpoint} was trained with another configuration: "
@@ -310,7 +340,12 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             print(f"no checkpoint at {checkpoint}; starting a new run")
         agent = DualActorAgent(
-            env=train_env, store=store, tasks=tasks or task_list, seed=args.seed, **agent_kwargs
+            env=train_env,
+            store=store,
+            tasks=tasks or task_list,
+            seed=args.seed,
+            policy_kwargs=network,
+            **agent_kwargs,
         )
     agent.set_logger(configure(str(run_dir / "tb"), ["tensorboard", "csv"]))
 

@@ -78,11 +78,12 @@ def test_set_overrides_agent_arguments_and_rejects_unknown_keys():
     from daft_agent.cli.train import _parse_overrides
     from hardware.errors import ConfigError
 
-    assert _parse_overrides(["normalize_q=True", "gamma=0.95", "backbone=state"]) == {
-        "normalize_q": True,
-        "gamma": 0.95,
-        "backbone": "state",
-    }
+    agent, network = _parse_overrides(
+        ["normalize_q=True", "gamma=0.95", "backbone=state", "critic_hidden=(512, 512)"]
+    )
+    assert agent == {"normalize_q": True, "gamma": 0.95}
+    # network settings go to policy_kwargs, as in SB3's SAC
+    assert network == {"backbone": "state", "critic_hidden": (512, 512)}
     with pytest.raises(ConfigError, match="valid keys are"):
         _parse_overrides(["learning_rat=1e-3"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
