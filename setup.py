@@ -40,12 +40,17 @@ setup(
             "nbformat>=5.9",
             "ipykernel>=6.29",
             "matplotlib>=3.8",
-            # the T5 command encoder is tested with a tiny config built in code (no download)
-            "transformers>=4.40",
+            # the T5 command encoder and the VLA backbones are tested with tiny configs built in
+            # code (no download)
+            "transformers>=4.56",
             "sentencepiece>=0.2",
+            # LeRobotDataset export/import tests (daft_env/lerobot.py)
+            "pyarrow>=14",
         ],
         "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
-        "vla": ["transformers>=4.40", "sentencepiece>=0.2"],
+        # smolvla and readout backbones load with dtype=..., which transformers takes from 4.56
+        "vla": ["transformers>=4.56", "sentencepiece>=0.2"],
+        "lerobot": ["pyarrow>=14"],
         "distributed": ["ray>=2.9"],
     },
     entry_points={"console_scripts": ["daft=daft_agent.cli:main"]},

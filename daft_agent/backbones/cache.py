@@ -27,7 +27,7 @@ from daft_agent.backbones.base import FrozenVLABackbone
 from daft_agent.encoders import BACKBONES, EMBEDDING_KEY, make_backbone
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
 from daft_env.embeddings import claim_embedding_identity, has_embeddings, rewrite_episode
-from daft_env.tasks import INSTRUCTIONS
+from daft_env.tasks import INSTRUCTIONS, TASK_NAMES
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -48,6 +48,20 @@ def parse_spec(spec: str) -> tuple[str, str]:
         frozen = sorted(n for n, c in BACKBONES.items() if getattr(c, "frozen", False))
         raise AgentConfigError(f"{name!r} is not a frozen backbone; choose one of {frozen}")
     return name, path
+
+
+def space_of(observations: Mapping[str, np.ndarray]) -> spaces.Dict:
+    """A Dict observation space for stacked stored observations (key -> (N, ...) arrays)."""
+    out: dict[str, spaces.Space] = {}
+    for key, arr in observations.items():
+        a = np.asarray(arr)
+        if key == "task_id":
+            out[key] = spaces.Discrete(len(TASK_NAMES))
+        elif a.dtype == np.uint8:
+            out[key] = spaces.Box(0, 255, a.shape[1:], np.uint8)
+        else:
+            out[key] = spaces.Box(-np.inf, np.inf, a.shape[1:], np.float32)
+    return spaces.Dict(out)
 
 
 def frozen_backbone(
@@ -197,4 +211,5 @@ __all__ = [
     "frozen_backbone",
     "make_embedder",
     "parse_spec",
+    "space_of",
 ]

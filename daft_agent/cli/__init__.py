@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("daft_agent.cli.evaluate", "evaluate a checkpoint and print the success table"),
     "train-reward": ("daft_agent.cli.train_reward", "train a success classifier from frames"),
     "arm-server": ("daft_agent.cli.arm_server", "serve an arm driver to DAFT clients"),
+    "embed": ("daft_agent.cli.embed", "cache a frozen VLA backbone's embeddings in a store"),
+    "export": ("daft_agent.cli.export", "write a store as a LeRobotDataset v3 folder"),
+    "import": ("daft_agent.cli.import_", "bring a LeRobotDataset v3 folder in as demonstrations"),
 }
 
 
