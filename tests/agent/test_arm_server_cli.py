@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from support.arm_server import spawn_arm_server, stop
+from support.waiting import GENEROUS_S
 
 from daft_agent.cli import main as daft_main
 from daft_agent.cli.arm_server import is_loopback
 from hardware.arm import ArmClient
 from hardware.errors import AuthenticationError
 
-REPO = Path(__file__).resolve().parents[2]
 TOKEN = "cli-test-token-42"
-
-
-def serve(*args: str, token_env: str | None = TOKEN) -> tuple[subprocess.Popen, int]:
-    env = dict(os.environ, MUJOCO_GL="egl", OMP_NUM_THREADS="1")
-    env.pop("DAFT_ARM_TOKEN", None)
-    if token_env is not None:
-        env["DAFT_ARM_TOKEN"] = token_env
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daft_agent.cli.arm_server", "--port", "0", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    if not line.startswith("listening on tcp://127.0.0.1:"):
-        proc.kill()
-        raise AssertionError(f"{line!r} {proc.communicate(timeout=5)[1]}")
-    return proc, int(line.strip().rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "robot-pc.local", "::"])
@@ -53,8 +30,7 @@ def test_loopback_detection():
     assert not any(is_loopback(h) for h in ("0.0.0.0", "10.0.0.2", "::", "example.org"))
 
 
-def test_token_is_required(capsys, monkeypatch):
-    monkeypatch.delenv("DAFT_ARM_TOKEN", raising=False)
+def test_token_is_required(capsys):
     assert daft_main(["arm-server", "--driver", "mock"]) == 1
     assert "DAFT_ARM_TOKEN" in capsys.readouterr().err
     assert daft_main(["arm-server", "--driver", "mock", "--token", "short"]) == 1
@@ -67,7 +43,9 @@ def test_xarm_driver_needs_the_controller_address(capsys, monkeypatch):
 
 
 def test_serves_the_mujoco_driver_with_the_token_from_the_flag_and_stops_on_sigterm():
-    proc, port = serve("--driver", "mujoco", "--task", "upright", "--token", TOKEN, token_env=None)
+    proc, port = spawn_arm_server(
+        "--driver", "mujoco", "--task", "upright", "--token", TOKEN, token=None
+    )
     try:
         client = ArmClient(port=port, token=TOKEN)
         client.connect()
@@ -82,8 +60,6 @@ def test_serves_the_mujoco_driver_with_the_token_from_the_flag_and_stops_on_sigt
             wrong.connect()
         wrong.close()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(10) == 0
+        assert proc.wait(GENEROUS_S) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
