@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from support.waiting import wait_until
 
 from daft_env.episode import NULL_COMMAND, Episode
 from daft_env.errors import CorruptEpisodeError, StoreError
@@ -39,15 +39,6 @@ def sigkill(proc):
     """Kill ``proc`` at once, as a power cut or an OOM kill would, and reap it."""
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-
-
-def wait_until(condition, what, timeout_s=60.0, poll_s=0.0005):
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s`` (no timing assert)."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(poll_s)
 
 
 def make_episode(task="pickup", kind="interventions", T=12, seed=0, images=True, embeddings=True):
@@ -329,7 +320,7 @@ def test_reader_in_another_process_while_a_writer_adds(tmp_path):
     with child_process(
         [sys.executable, str(script), str(tmp_path / "s"), "6", str(n)], stdout=subprocess.DEVNULL
     ) as writer:
-        wait_until((tmp_path / "s").exists, "the writer to create its store", poll_s=0.01)
+        wait_until((tmp_path / "s").exists, 60, "the writer creating its store")
         reader = EpisodeStore(tmp_path / "s", mode="r")
         while writer.poll() is None:
             eps = list(reader.episodes())
@@ -355,7 +346,7 @@ def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
             assert line, "writer died before saving episodes"
             saved.append(line.split()[1])
         # kill while the next episode's temp file is being written
-        wait_until(lambda: list(root.glob("**/.tmp-*.partial")), "a temp file being written")
+        wait_until(lambda: list(root.glob("**/.tmp-*.partial")), 60, "a temp file being written")
         sigkill(proc)
         saved += proc.stdout.read().split()[1::2]
     assert proc.returncode == -signal.SIGKILL
