@@ -31,6 +31,13 @@ from torch import nn
 from daft_agent.encoders import mlp, sinusoidal_embedding
 from daft_agent.errors import AgentConfigError
 
+#: Defaults of the parameterisation (``NetworkConfig`` reads them): K = sigma_max (the choice is
+#: explained above), sigma_min, sigma_data = 0.5 for actions in [-1, 1], and the Karras levels.
+K_DEFAULT = 1.0
+SIGMA_MIN_DEFAULT = 0.002
+SIGMA_DATA_DEFAULT = 0.5
+N_SIGMAS_DEFAULT = 40
+
 
 def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
     """Karras noise levels, ascending: sigma_i = (s_min^(1/rho) + i/(n-1) (s_max^(1/rho) - s_min^(1/rho)))^rho.
@@ -77,11 +84,11 @@ class ConsistencyHead(nn.Module):
         self,
         features_dim: int,
         action_dim: int,
-        hidden_sizes: Sequence[int] = (256, 256),
-        K: float = 1.0,
-        sigma_min: float = 0.002,
-        sigma_data: float = 0.5,
-        n_sigmas: int = 40,
+        hidden_sizes: Sequence[int],
+        K: float = K_DEFAULT,
+        sigma_min: float = SIGMA_MIN_DEFAULT,
+        sigma_data: float = SIGMA_DATA_DEFAULT,
+        n_sigmas: int = N_SIGMAS_DEFAULT,
         time_dim: int = 16,
     ) -> None:
         super().__init__()

@@ -23,11 +23,18 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
-from daft_agent.consistency import ConsistencyHead, PrimaryActor
+from daft_agent.consistency import (
+    K_DEFAULT,
+    N_SIGMAS_DEFAULT,
+    SIGMA_DATA_DEFAULT,
+    SIGMA_MIN_DEFAULT,
+    ConsistencyHead,
+    PrimaryActor,
+)
 from daft_agent.critics import TaskCritics
 from daft_agent.encoders import VocabularyCommandEncoder, make_backbone
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
-from daft_agent.refinement import RefinementActor
+from daft_agent.refinement import MU_MAX_DEFAULT, RefinementActor
 from daft_env.tasks import TASK_NAMES
 
 
@@ -85,11 +92,11 @@ class NetworkConfig:
     critic_hidden: tuple[int, ...] = (256, 256)
     refinement_hidden: tuple[int, ...] = (128, 128)
     n_critics: int = 2
-    K: float = 1.0
-    sigma_min: float = 0.002
-    sigma_data: float = 0.5
-    n_sigmas: int = 40
-    mu_max: float = 3.0
+    K: float = K_DEFAULT
+    sigma_min: float = SIGMA_MIN_DEFAULT
+    sigma_data: float = SIGMA_DATA_DEFAULT
+    n_sigmas: int = N_SIGMAS_DEFAULT
+    mu_max: float = MU_MAX_DEFAULT
 
     def __post_init__(self) -> None:
         # Checkpoints store these as JSON, so lists come back where tuples went in.

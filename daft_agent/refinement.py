@@ -24,6 +24,9 @@ from daft_agent.consistency import ConsistencyHead
 from daft_agent.encoders import mlp
 from daft_agent.errors import AgentConfigError
 
+#: Default bound of mu: 3 K, a commanded mean three standard deviations out (``consistency.py``).
+MU_MAX_DEFAULT = 3.0
+
 
 class RefinementActor(nn.Module):
     """mu = pi_phi(s, l_rf) (Eq. 7).
@@ -46,9 +49,9 @@ class RefinementActor(nn.Module):
         backbone: nn.Module,
         command_dim: int,
         action_dim: int,
-        hidden_sizes: Sequence[int] = (256, 256),
+        hidden_sizes: Sequence[int],
         proj_dim: int = 64,
-        mu_max: float = 3.0,
+        mu_max: float = MU_MAX_DEFAULT,
         steer_dims: Sequence[int] | None = (0, 1, 2),
     ) -> None:
         super().__init__()

@@ -25,22 +25,20 @@ from typing import Any
 
 from hardware.errors import ConfigError
 
+_RUN = {"env_id": "BoltMultiTask-Sim-v0", "online_steps": 15_000, "warmup_steps": 2_000}
 #: preset -> env id, obs mode, agent kwargs, network settings (``policy_kwargs``; the rest are
 #: NetworkConfig's defaults), online steps, warm-up updates
 PRESETS: dict[str, dict[str, Any]] = {
-    "state": {
-        "env_id": "BoltMultiTask-Sim-v0",
+    "state": _RUN
+    | {
         "obs_mode": "state",
-        "online_steps": 15_000,
-        "warmup_steps": 2_000,
         "agent": {"batch_size": 256, "utd_ratio": 1.0},
         "network": {"backbone": "state"},
     },
-    "pixels": {
-        "env_id": "BoltMultiTask-Sim-v0",
+    # a pixel update runs five CNNs: a smaller batch and half the updates per step
+    "pixels": _RUN
+    | {
         "obs_mode": "pixels",
-        "online_steps": 15_000,
-        "warmup_steps": 2_000,
         "agent": {"batch_size": 64, "utd_ratio": 0.5},
         "network": {"backbone": "pixels"},
     },
