@@ -1,18 +1,30 @@
 """Evaluate a DualActorAgent checkpoint and print the paper's Table I (success %, episode length).
 
-The autonomous columns run the policy alone; ``--with-commands`` adds the columns where the
-simulated operator speaks refinement commands at test time (sim only). Example::
+The autonomous columns run the policy alone. ``--with-commands`` adds the columns where someone
+speaks refinement commands at test time: the simulated operator in speak mode (sim ids), or, with
+``--device keyboard``, you: press ``:``, type a command such as ``move left`` and press Enter (Esc
+cancels, ``x`` is the emergency stop); motion keys never take over. A typed command applies until
+the next one. This works on sim and real ids alike; the table counts the commands given.
 
-    daft evaluate runs/state/checkpoint.zip --trials 25 --with-commands
+``--perturbed`` adds a second condition with a hidden perception error (sim ids, state mode): the
+policy sees the bolt and the fixture a few mm to 1.5 cm off, the simulated operator sees the truth.
+``--json PATH`` writes the results in the ``results.json`` layout of ``daft train``. Examples::
+
+    daft evaluate runs/state/checkpoint.zip --trials 25 --with-commands --perturbed
+    daft evaluate runs/state/checkpoint.zip --trials 3 --device keyboard --render
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 from hardware.errors import ConfigError
+
+DEVICES = ("simulated", "keyboard")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,8 +45,66 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--with-commands",
         action="store_true",
-        help="also evaluate with the simulated operator's spoken commands",
+        help="also evaluate with refinement commands spoken at test time (see --device)",
     )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="who speaks the commands: the simulated operator (sim only, the default) or you at "
+        "the keyboard; --device implies --with-commands",
+    )
+    parser.add_argument(
+        "--command-hold",
+        type=int,
+        default=None,
+        help="steps a command stays applied (default: 1 for the simulated operator, which "
+        "decides every step; until the next command for the keyboard)",
+    )
+    parser.add_argument(
+        "--perturbed",
+        action="store_true",
+        help="also evaluate under a hidden perception error (sim ids, state mode)",
+    )
+    parser.add_argument(
+        "--perception-error",
+        type=float,
+        default=None,
+        help="largest offset in metres of the perturbed condition (default: 5-15 mm)",
+    )
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=None,
+        help="steps per second of a simulated episode while you type commands (default: the "
+        "robot's 10 Hz with --device keyboard on sim ids; 0 = as fast as it runs)",
+    )
+    parser.add_argument(
+        "--render", action="store_true", help="show the simulation in a viewer (needs a display)"
+    )
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+
+
+def _talk_device(args: argparse.Namespace, env: Any) -> tuple[Any, int | None, float | None]:
+    """The speaking device for ``env``, its command hold and the pace (Hz) of the episodes."""
+    from daft_agent.evaluation import TalkOnly
+    from daft_env.spaces import CONTROL_HZ
+
+    if args.device == "keyboard":
+        from hardware.teleop import make_teleop
+
+        device = TalkOnly(make_teleop("keyboard"))
+        device.connect()  # DeviceNotFoundError without a terminal, with the fix in its message
+        hold = args.command_hold  # None: a typed command holds until the next one
+        # a person needs the simulation at robot speed to react; a real arm paces itself
+        pace = CONTROL_HZ if env.unwrapped.backend.has_privileged_state else None
+        if args.pace is not None:
+            pace = args.pace or None
+        return device, hold, pace
+    from daft_env.operator import SimulatedOperator
+
+    device = SimulatedOperator(env, mode="speak", seed=args.seed)
+    return device, args.command_hold or 1, None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,33 +116,69 @@ def run(args: argparse.Namespace) -> int:
     import daft_env  # noqa: F401
     from daft_agent.agent import DualActorAgent
     from daft_agent.errors import CheckpointError
-    from daft_agent.evaluation import evaluate_tasks, format_table
+    from daft_agent.evaluation import evaluate_condition, format_table, results_dict
+    from daft_env.perception import PerceptionError, as_perception_error
+    from daft_env.wrappers import InterventionWrapper
 
     torch.set_num_threads(1)
     if args.trials < 1:
         raise ConfigError("--trials must be >= 1")
+    if args.command_hold is not None and args.command_hold < 1:
+        raise ConfigError("--command-hold must be >= 1 (leave it out to use the default)")
+    if args.pace is not None and args.pace < 0:
+        raise ConfigError("--pace must be >= 0 steps per second (0: no pacing)")
+    with_commands = args.with_commands or args.device is not None
     path = Path(args.checkpoint)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
     agent = DualActorAgent.load(path)
-    obs_mode = args.obs_mode or ("pixels" if agent.policy.net.backbone == "pixels" else "state")
-    env = gym.make(args.env, obs_mode=obs_mode)
-    agent.set_env(env)
-    tasks = list(agent.tasks)
-    auto = evaluate_tasks(agent, env, tasks, args.trials, seed=args.seed)
-    talk = None
-    if args.with_commands:
-        from daft_env.operator import SimulatedOperator
-        from daft_env.wrappers import InterventionWrapper
-
-        base = gym.make(args.env, obs_mode=obs_mode)
-        talk = evaluate_tasks(
-            agent,
-            InterventionWrapper(base, SimulatedOperator(base, mode="speak")),
-            tasks,
-            args.trials,
-            seed=args.seed,
-            use_commands=True,
+    obs_mode = args.obs_mode or ("pixels" if agent.backbone == "pixels" else "state")
+    conditions: list[tuple[str, Any]] = [("nominal", None)]
+    if args.perturbed:
+        if obs_mode != "state":
+            raise ConfigError(
+                f"--perturbed offsets the state observation; this checkpoint uses {obs_mode!r}. "
+                "Evaluate a state-mode checkpoint, or leave out --perturbed"
+            )
+        spec = args.perception_error if args.perception_error is not None else PerceptionError()
+        conditions.append(("perturbed", as_perception_error(spec)))
+    if args.device == "keyboard":
+        print(
+            "Talk to the policy: press ':' then type a command (e.g. 'move left') and Enter; Esc "
+            "cancels, 'x' stops the arm. Motion keys are ignored at test time."
         )
-    print(format_table(auto, talk))
+
+    tasks = list(agent.tasks)
+    results: dict[str, Any] = {"trials": args.trials, "env_id": args.env}
+    render = {"render_mode": "human"} if args.render else {}
+    for name, perception in conditions:
+        env = gym.make(args.env, obs_mode=obs_mode, perception_error=perception, **render)
+        agent.set_env(env)
+        talk_env, device, kwargs = None, None, {}
+        if with_commands:
+            device, hold, pace = _talk_device(args, env)
+            talk_env = InterventionWrapper(env, device)
+            kwargs = {"command_hold": hold, "pace_hz": pace}
+        try:
+            cond = evaluate_condition(
+                agent, env, talk_env, tasks, args.trials, seed=args.seed, **kwargs
+            )
+        finally:
+            if device is not None:
+                device.disconnect()
+            env.close()
+        title = None if len(conditions) == 1 else f"{name} condition"
+        if perception is not None:
+            title += (
+                f" (hidden perception error {1000 * perception.min_offset:.0f}-"
+                f"{1000 * perception.max_offset:.0f} mm)"
+            )
+        print(format_table(cond["autonomous"], cond["with_commands"], title=title))
+        entry = results_dict(cond["autonomous"], cond["with_commands"])
+        if name == "nominal":
+            results.update(entry)  # the keys daft train's results.json already has
+        else:
+            results[name] = entry
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
