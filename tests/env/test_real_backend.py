@@ -694,3 +694,18 @@ def test_the_shell_environment_does_not_leak_into_tests():
     import os
 
     assert not [name for name in os.environ if name.startswith("DAFT_")]
+
+
+def test_an_emergency_stop_that_cannot_reach_the_arm_does_not_raise():
+    arm = FaultyArm()
+    env = make_env(arm)
+    try:
+        env.reset(seed=0)
+
+        def unreachable():
+            raise ConnectionLostError("tcp://robot-pc:5560 stopped answering")
+
+        arm.stop = unreachable
+        env.unwrapped.backend.stop()  # logged; the server's watchdog stops a silent client's arm
+    finally:
+        env.close()

@@ -1,5 +1,5 @@
-"""The success classifier: labels from stores and PNG folders, save/load, and held-out accuracy
-on sim-rendered success and failure frames (acceptance item 5 of issue 5)."""
+"""daft_env.success: labels from stores and PNG folders, save/load, held-out accuracy on
+sim-rendered success and failure frames (acceptance item 5 of issue 5), and ``daft train-reward``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from daft_env.success.model import SuccessClassifier
 from daft_env.success.train import accuracy, train_success_classifier
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 KEYS = ("head_rgb", "wrist_rgb")
 HOLD_STEPS = 8  # steps the expert keeps holding the bolt up after success
 #: Frames just before the first success left out of the data. 0: every frame is labelled by the
@@ -202,7 +203,18 @@ def test_train_reward_from_a_store_via_the_cli(tmp_path, capsys):
     assert "34 frames: 4 success" in capsys.readouterr().out
     model = SuccessClassifier.load(out)
     assert model.image_keys == KEYS and model.input_size == 16
-    assert model.metrics["n_val"] > 0
+    assert model.metrics["n_val"] > 0 and model.metrics["val_accuracy"] == 1.0
+    # Episodes it never saw: every frame of them, the ambiguous ones too, is classified right.
+    held_out = [_episode(success=s, T=6, seed=100 + i) for i, s in enumerate((True, False, True))]
+    frames = {k: np.concatenate([ep.observations[k] for ep in held_out]) for k in KEYS}
+    labels = np.concatenate([store_labels(ep.rewards, ep.success, 1, 0) for ep in held_out])
+    assert labels.sum() == 2 and accuracy(model.predict(frames), labels) == 1.0
+    # The file holds the model the trainer made: the same run in process predicts the same.
+    trained, metrics = train_success_classifier(
+        data, image_keys=KEYS, input_size=16, epochs=15, val_fraction=0.34, seed=0
+    )
+    assert metrics["val_accuracy"] == model.metrics["val_accuracy"]
+    np.testing.assert_allclose(model.predict(frames), trained.predict(frames), atol=1e-6)
 
 
 def test_save_load_round_trip_and_bad_checkpoints(tmp_path):

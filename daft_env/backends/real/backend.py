@@ -222,8 +222,15 @@ class RealBackend:
             )
 
     def stop(self) -> None:
-        """Stop the arm now (the emergency-stop hook, see ``hardware.teleop.check_emergency_stop``)."""
-        self.arm.stop()
+        """Stop the arm now (the emergency-stop hook); never raises.
+
+        A stop that cannot reach the arm (the server is gone) is logged, not raised: the server's
+        heartbeat watchdog stops an arm whose client fell silent.
+        """
+        try:
+            self.arm.stop()
+        except Exception:
+            logger.error("could not stop the arm; the server's watchdog stops it", exc_info=True)
 
     # -- observation snapshot ------------------------------------------------------------------
 
