@@ -299,7 +299,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {support!r}]  # test_store and the support package it imports
     from test_store import make_episode
     from daft_env.store import EpisodeStore
     store = EpisodeStore(sys.argv[1])
@@ -314,7 +314,7 @@ CHILD = textwrap.dedent(
 
 def test_reader_in_another_process_while_a_writer_adds(tmp_path):
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), support=str(REPO / "tests")))
     n = 20
     counts = []
     with child_process(
@@ -336,7 +336,7 @@ def test_reader_in_another_process_while_a_writer_adds(tmp_path):
 def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
     root = tmp_path / "store"
     script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), support=str(REPO / "tests")))
     saved = []
     with child_process(
         [sys.executable, str(script), str(root), "40"], stdout=subprocess.PIPE, text=True
