@@ -30,7 +30,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -42,7 +41,8 @@ from daft_agent.actors import ActorLoop, OnlineRunner, RunnerConfig, WeightsHub,
 from daft_agent.buffers import DualActorReplay
 from daft_agent.checkpoints import CHECKPOINT_FORMAT, atomic_write, check_checkpoint
 from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND, CommandEncoder, make_command_encoder
-from daft_agent.errors import AgentConfigError, CheckpointError, SpaceMismatchError
+from daft_agent.env_contract import check_spaces, resolve_tasks, single_env, task_cycler
+from daft_agent.errors import AgentConfigError, CheckpointError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
@@ -203,73 +203,13 @@ class DualActorAgent(BaseAlgorithm):
     def _runner_config(self) -> RunnerConfig:
         return RunnerConfig(**{n: getattr(self, n) for n in _RUNNER_ARGS if n in self.__dict__})
 
-    def _check_spaces(self) -> None:
-        act = self.action_space
-        if not (
-            isinstance(act, spaces.Box)
-            and act.shape == (7,)
-            and np.allclose(act.low, -1)
-            and np.allclose(act.high, 1)
-        ):
-            raise SpaceMismatchError(
-                f"DualActorAgent needs DAFT's action space Box(-1, 1, (7,)) (dx, dy, dz, droll, dpitch, "
-                f"dyaw, gripper); the env has {act}"
-            )
-        if not isinstance(self.observation_space, spaces.Dict):
-            raise SpaceMismatchError(
-                f"DualActorAgent needs a Dict observation space; the env has {self.observation_space}"
-            )
-
-    def _resolve_tasks(self) -> tuple[str, ...]:
-        from daft_env.tasks import TASK_NAMES
-
-        tid = self.observation_space.spaces.get("task_id")
-        if self.tasks is not None:
-            if tid is not None and int(tid.n) != len(self.tasks):
-                raise SpaceMismatchError(
-                    f"tasks={list(self.tasks)} but the env's task_id space has {tid.n} values"
-                )
-            if tid is None and len(self.tasks) != 1:
-                raise SpaceMismatchError(
-                    f"tasks={list(self.tasks)} but the env has no 'task_id' observation, so it "
-                    "runs one task; pass that one task, or use a multi-task env"
-                )
-            return tuple(self.tasks)
-        if tid is None:
-            return (self._env_task(),)
-        n = int(tid.n)
-        if n > len(TASK_NAMES):
-            raise AgentConfigError(
-                f"task_id has {n} values but only {len(TASK_NAMES)} tasks are known; pass tasks=[...]"
-            )
-        return tuple(TASK_NAMES[:n])
-
-    def _env_task(self) -> str:
-        """The task of a single-task env: its ``task`` attribute (a name or a ``TaskSpec``)."""
-        from daft_env.tasks import TASK_NAMES
-
-        task = None
-        if self.env is not None:
-            try:
-                task = self.env.get_attr("task")[0]
-            except AttributeError:
-                task = None
-        name = getattr(task, "name", task)
-        if name not in TASK_NAMES:
-            raise AgentConfigError(
-                "the env has no 'task_id' observation (a single-task env) and does not name its "
-                f"task through a 'task' attribute (found {task!r}); pass tasks=['<name>'], one "
-                f"of {list(TASK_NAMES)}"
-            )
-        return str(name)
-
     def _setup_model(self) -> None:
         if getattr(self, "observation_space", None) is None:
             raise AgentConfigError(
                 "DualActorAgent needs an env (or DualActorAgent.load(path, env=...))"
             )
-        self._check_spaces()
-        self.tasks = self._resolve_tasks()
+        check_spaces(self.action_space, self.observation_space)
+        self.tasks = resolve_tasks(self.observation_space, self.tasks, self.env)
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.command_encoder is None:
@@ -470,45 +410,6 @@ class DualActorAgent(BaseAlgorithm):
         self._n_updates += 1
         self._record_learner_stats(stats)
 
-    def _raw_env(self) -> Any:
-        env = self.env
-        while hasattr(env, "venv"):
-            env = env.venv
-        envs = getattr(env, "envs", None)
-        if not envs or len(envs) != 1:
-            raise AgentConfigError(
-                "DualActorAgent.learn needs a single gym env (or a 1-env DummyVecEnv)"
-            )
-        self._check_not_recorded(envs[0])
-        return envs[0]
-
-    def _check_not_recorded(self, env: Any) -> None:
-        """Refuse an env under ``RecordEpisodeToStore`` when the agent stores episodes itself."""
-        from daft_env.wrappers import RecordEpisodeToStore
-
-        while self.store is not None and isinstance(env, gym.Wrapper):
-            if isinstance(env, RecordEpisodeToStore):
-                raise AgentConfigError(
-                    "the env is wrapped in RecordEpisodeToStore, which would store every online "
-                    "episode a second time beside the agent's own copy (store=...); give the agent "
-                    "the env inside it (e.g. the InterventionWrapper), or pass store=None"
-                )
-            env = env.env
-
-    def _task_cycler(self) -> Any:
-        # Algorithm 1 interacts task by task; ask the env for the next task round-robin. Envs that
-        # ignore reset options simply pick their own task.
-        state = {"i": 0}
-
-        def options() -> dict[str, Any] | None:
-            if len(self.tasks) < 2:
-                return None
-            task = self.tasks[state["i"] % len(self.tasks)]
-            state["i"] += 1
-            return {"task": task}
-
-        return options
-
     def _file_finished_episodes(self, n_episodes: int, log_interval: int) -> int:
         """Move finished episodes from the queue to the store and buffers; returns the new count."""
         while True:
@@ -552,12 +453,12 @@ class DualActorAgent(BaseAlgorithm):
         self.replay.check_demos()
         callback.on_training_start(locals(), globals())
         loop = ActorLoop(
-            self._raw_env(),
+            single_env(self.env, self.store),
             actor_copy(self.policy),
             self.hub,
             self.tasks,
             self.episode_queue,
-            self._task_cycler(),
+            task_cycler(self.tasks),
             self.seed,
         )
         runner = OnlineRunner(
