@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 
 from daft_env.backends import Backend, available_backends, make_backend, register_backend
+from daft_env.backends.ik import rotation_error
 from daft_env.backends.mujoco import BOLT_NOMINAL, MujocoBackend
 from daft_env.backends.predicates import assemble_success, pickup_success, upright_success
 from daft_env.errors import BackendError, ConfigError
 from daft_env.spaces import STATE_DIM
 from daft_env.tasks import get_task
+from hardware.rotations import matrix_to_rotvec, rotvec_to_matrix
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,43 @@ def test_backend_registry():
     b = make_backend("tiny_mujoco", randomize=False)
     assert isinstance(b, MujocoBackend) and not b.randomize
     b.close()
+
+
+def test_ik_rotation_error_matches_hardware_rotations():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rotvec_to_matrix(rng.normal(size=3))
+        turn = rng.normal(size=3)
+        turn *= rng.uniform(0.0, 3.1) / np.linalg.norm(turn)
+        b = rotvec_to_matrix(turn) @ a
+        np.testing.assert_allclose(rotation_error(b, a), turn, atol=1e-9)
+        np.testing.assert_allclose(rotation_error(b, a), matrix_to_rotvec(b @ a.T), atol=1e-12)
+
+
+def test_differential_ik_reaches_a_nearby_pose_within_the_joint_limits(backend):
+    backend.reset(get_task("pickup"), np.random.default_rng(1))
+    ik = backend._ik
+    q = backend.data.qpos[backend._arm_qadr].copy()
+    pos, rot = ik.fk(q)
+    target_pos = pos + np.array([0.02, -0.015, 0.01])
+    target_rot = rotvec_to_matrix([0.0, 0.0, 0.15]) @ rot
+    for _ in range(8):
+        q = ik.step(q, target_pos, target_rot, home=backend._home_q, null_gain=0.0)
+    reached_pos, reached_rot = ik.fk(q)
+    assert np.linalg.norm(reached_pos - target_pos) < 1e-4
+    assert np.linalg.norm(rotation_error(target_rot, reached_rot)) < 1e-3
+    # an unreachable target leaves the joints clamped inside their limits
+    far = q.copy()
+    for _ in range(20):
+        far = ik.step(far, target_pos + np.array([2.0, 0.0, 0.0]), target_rot)
+    assert np.all(far >= ik.lower) and np.all(far <= ik.upper)
+    assert np.any(np.isclose(far, ik.lower) | np.isclose(far, ik.upper))
+
+
+def test_stop_holds_the_arm_at_its_measured_pose(backend):
+    backend.reset(get_task("pickup"), np.random.default_rng(2))
+    backend.apply_action(np.array([1.0, 0, 0, 0, 0, 0, -1.0]))
+    backend.stop()
+    d = backend.data
+    np.testing.assert_array_equal(d.ctrl[backend._arm_act], d.qpos[backend._arm_qadr])
+    np.testing.assert_array_equal(backend._target_pos, d.site_xpos[backend._tcp])
