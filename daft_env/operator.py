@@ -87,8 +87,9 @@ with no translation to speak of (``[null]``) is not spoken.
 
 Default ``speak_threshold`` = 2.5 cm: the stray of a policy aiming 5 mm off the true target near the
 goal (the expert's proportional law turns a 5 mm error into 0.25 units, J s = 0.1 m per unit), and
-the 90th percentile of a noise-0.1 expert's stray (per-axis std 1 cm), so a good policy is rarely
-talked to.
+about the 90th percentile of a noise-0.1 expert's stray (per-axis std 1 cm), so a good policy is
+rarely talked to: measured, a noise-0.1 expert is spoken to on 7.3% of 944 steps (300 per task), the
+noise-free expert on none.
 """
 
 from __future__ import annotations

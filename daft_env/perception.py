@@ -21,6 +21,12 @@ perceived object where a person would still call it "a bit to the left" and a fe
 refinement commands fix it. The vertical part defaults to 0 because the table top bounds the
 height a camera sees, and a height error alone makes the policy press into the table.
 
+Measured (20 seeded episodes per task, seeds 500-519): the scripted expert acting on the TRUE state
+succeeds 20/20 on every task under the error; acting on the PERCEIVED positions (what the policy
+sees, :func:`perceived_state`) it succeeds 18/20 upright, 18/20 pickup and 3/20 assemble with the
+default 5-15 mm, and 8/20, 6/20, 2/20 with 15-30 mm. The grasping tasks tolerate about a
+centimetre (the fingers open wide around the bolt); the slot does not.
+
 Pixel observations: not implemented. Shifting the rendered objects for the cameras only (or the
 head camera's pose) is the pixel counterpart; until it exists, :class:`~daft_env.env.BoltEnv`
 refuses ``perception_error`` with any pixel mode rather than silently ignoring it.
