@@ -143,7 +143,8 @@ def test_bad_configuration_is_refused():
 def test_real_ids_without_a_configured_arm_raise_a_daft_error(env_id, monkeypatch):
     for var in ("DAFT_REAL_CONFIG", "DAFT_ARM_ADDRESS", "DAFT_ARM_HOST", "DAFT_ARM_PORT"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(DaftError):
+    # the message tells the user which settings configure the arm
+    with pytest.raises(ConfigError, match="DAFT_ARM"):
         gym.make(env_id)
 
 
