@@ -122,6 +122,21 @@ def motions(arm: MockArm) -> int:
     return sum(name in ("move_to", "home", "set_gripper") for name, _ in arm.calls)
 
 
+def assert_refused_until_reset(env, arm: MockArm) -> None:
+    """A step after a fault raises, naming reset as the way out, and sends the arm nothing."""
+    moved = motions(arm)
+    with pytest.raises(RealBackendFault, match="reset"):
+        env.step(np.r_[0.5, 0, 0, 0, 0, 0, 0])
+    assert motions(arm) == moved
+
+
+def assert_episode_runs(env, seed: int) -> None:
+    """A reset then a step that runs without any fault."""
+    env.reset(seed=seed)
+    _, _, terminated, truncated, info = env.step(np.zeros(7))
+    assert not (terminated or truncated) and "backend_error" not in info
+
+
 # -- configuration -------------------------------------------------------------------------------
 
 
@@ -483,13 +498,8 @@ def test_a_driver_error_mid_step_stops_the_arm_and_truncates_the_episode_naming_
         assert info["backend_error_type"] == type(error).__name__
         assert "backend_error" in info["clip_reasons"]
         assert arm.stop_count == stops + 1  # the backend stopped the arm itself
-        moved = motions(arm)
-        with pytest.raises(RealBackendFault, match="reset"):
-            env.step(np.zeros(7))
-        assert motions(arm) == moved  # the refused step sent nothing
-        env.reset(seed=1)  # the same arm recovers: reconnect and carry on
-        _, _, terminated, truncated, info = env.step(np.zeros(7))
-        assert not (terminated or truncated) and "backend_error" not in info
+        assert_refused_until_reset(env, arm)
+        assert_episode_runs(env, seed=1)  # the same arm recovers: reconnect and carry on
     finally:
         env.close()
 
@@ -520,8 +530,7 @@ def test_a_reset_failure_is_a_recorded_fault_and_the_next_reset_recovers():
         assert backend.fault_type == "HardwareError"
         status = backend.task_status()
         assert status.failed and "error state 22" in status.info["backend_error"]
-        with pytest.raises(RealBackendFault, match="reset"):
-            env.step(np.zeros(7))  # no episode runs on a scene that was never set up
+        assert_refused_until_reset(env, arm)  # no episode runs on a scene never set up
         obs, _ = env.reset(seed=2)
         assert backend.fault is None and obs["head_rgb"].shape == (256, 256, 3)
     finally:
@@ -541,14 +550,9 @@ def test_a_scene_reset_timeout_is_recorded_as_a_fault_and_refuses_steps():
         assert backend.fault_type == "RealBackendFault" and "upright" in backend.fault
         status = backend.task_status()
         assert status.failed and "nobody confirmed" in status.info["backend_error"]
-        moved = motions(arm)
-        with pytest.raises(RealBackendFault, match="reset"):
-            raw.step(np.r_[0.5, 0, 0, 0, 0, 0, 0])
-        assert motions(arm) == moved
+        assert_refused_until_reset(raw, arm)
         keys.pending = ["\n"]  # the operator confirms this time
-        raw.reset(seed=1)
-        _, _, terminated, truncated, info = raw.step(np.zeros(7))
-        assert not (terminated or truncated) and "backend_error" not in info
+        assert_episode_runs(raw, seed=1)
     finally:
         env.close()
 
@@ -581,9 +585,7 @@ def test_recovery_while_the_server_is_still_down_keeps_the_fault_until_it_is_bac
         with pytest.raises(RealBackendFault, match="reset"):
             env.step(np.zeros(7))
         with ArmServer(MockArm(), port=port, token=TOKEN, heartbeat_timeout_s=5.0):
-            env.reset(seed=2)
-            _, _, terminated, truncated, info = env.step(np.zeros(7))
-            assert not (terminated or truncated) and "backend_error" not in info
+            assert_episode_runs(env, seed=2)
             env.close()
     finally:
         env.close()
