@@ -249,6 +249,11 @@ class DualActorAgent(BaseAlgorithm):
         }
         self._buffers_loaded = False
 
+    @property
+    def backbone(self) -> str:
+        """Name of the observation backbone (the ``backbone`` of ``policy_kwargs``), e.g. ``"state"``."""
+        return self.policy.net.backbone
+
     def _excluded_save_params(self) -> list[str]:
         return super()._excluded_save_params() + _RUNTIME_ATTRS
 

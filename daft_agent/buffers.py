@@ -13,6 +13,10 @@ Sampling:
 
 Buffers are filled from an episode store (any object with ``episodes(task=None, kind=None)``) or
 episode by episode; adding and sampling are thread-safe (the actor and learner threads share them).
+
+Tasks are matched by name (``Episode.task``). ``Episode.task_id`` is the store's global id and is
+not used here; the ``task_index`` of a sampled row is the row's position in this replay's
+``tasks`` (the agent's order), which routes it to its task's critic.
 """
 
 from __future__ import annotations
@@ -77,7 +81,10 @@ class TransitionBuffer:
         mask: np.ndarray | None = None,
         task_index: int = 0,
     ) -> int:
-        """Add the steps of one episode where ``mask`` is True; returns how many were added."""
+        """Add the steps of one episode where ``mask`` is True; returns how many were added.
+
+        ``task_index`` is the episode's position in the agent's task list (not its global id).
+        """
         t_len = actions.shape[0]
         steps = np.arange(t_len) if mask is None else np.flatnonzero(np.asarray(mask, bool))
         if steps.size == 0:
