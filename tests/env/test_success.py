@@ -253,3 +253,19 @@ def test_split_keeps_episodes_whole():
     groups = np.array(["a", "a", "b", "b", "c", "c", "d"], dtype=object)
     train, val = split_by_group(groups, 0.5, np.random.default_rng(0))
     assert set(groups[train]).isdisjoint(groups[val]) and len(train) + len(val) == 7
+
+
+def test_the_env_the_real_backend_and_the_arm_server_load_without_torch():
+    """The arm server runs on the robot PC with hardware's dependencies alone."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, daft_env, daft_env.backends.real, daft_env.success, hardware.arm.server\n"
+        "from daft_env.success.data import store_labels\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "import daft_env.success as s; s.SuccessClassifier\n"  # the model itself needs torch
+        "assert 'torch' in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
