@@ -159,12 +159,15 @@ class ConsistencyHead(nn.Module):
             gradient, reused by the Q term of Eq. 6 so the head runs once less per update.
         """
         b = actions.shape[0]
-        k = torch.full((b,), self.K, device=h.device)
-        one_step = self.denoise(self.noise(h), k, h)
+        w = self.noise(h)
         idx = torch.randint(0, self.sigmas.numel(), (b,), device=h.device)
         sigma = self.sigmas[idx]
         noisy = actions + sigma.reshape(-1, 1) * torch.randn_like(actions)
-        denoised = self.denoise(noisy, sigma, h)
+        # Both terms in one pass of F_theta over [w; noisy]: one call of the network, not two.
+        k = torch.full((b,), self.K, device=h.device)
+        one_step, denoised = self.denoise(
+            torch.cat([w, noisy]), torch.cat([k, sigma]), torch.cat([h, h])
+        ).split(b)
         per_row = ((one_step - actions) ** 2).sum(1) + ((denoised - actions) ** 2).sum(1)
         if weights is None:
             loss = per_row.mean()

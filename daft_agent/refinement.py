@@ -121,23 +121,22 @@ def refinement_losses(
     # With bc_trains_primary, Eq. 8 runs through theta (head and backbone); without it, it reuses
     # the theta-frozen pass below, so neither the head nor the backbone gets its gradient.
     refined = head.act_from_noise(h_primary, mu_cmd + kz) if bc_trains_primary else None
-    # Eq. 9 and 10 must not move theta: one pass over [mu_cmd; mu_null] with theta frozen.
-    params = list(head.parameters())
-    req = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        h_d = h_primary.detach()
-        both = head.act_from_noise(torch.cat([h_d, h_d]), torch.cat([mu_cmd + kz, mu_null + kz]))
-        refined_cmd, refined_null = both.split(h_d.shape[0])
-        if refined is None:
-            refined = refined_cmd
-        q = -q_fn(refined_cmd).mean()
-        with torch.no_grad():
-            primary = head.act_from_noise(h_d, kz)
-        reg = null_regulariser(refined_null, primary)
-    finally:
-        for p, r in zip(params, req, strict=True):
-            p.requires_grad_(r)
+    # Eq. 9 and 10 must not move theta: one pass of the head with its parameters as constants
+    # (detached, through functional_call; no requires_grad flipping) over w = [mu_cmd; mu_null; 0]
+    # + K z. The last third is Eq. 10's primary action, which has no gradient path at all.
+    # ``forward`` with ``deterministic`` is act_from_noise(h, mu).
+    frozen = {name: p.detach() for name, p in head.named_parameters()}
+    h_d = h_primary.detach()
+    out = torch.func.functional_call(
+        head,
+        frozen,
+        (torch.cat([h_d, h_d, h_d]), torch.cat([mu_cmd + kz, mu_null + kz, kz])),
+        {"deterministic": True},
+    )
+    refined_cmd, refined_null, primary = out.split(h_d.shape[0])
+    if refined is None:
+        refined = refined_cmd
+    q = -q_fn(refined_cmd).mean()
+    reg = null_regulariser(refined_null, primary)
     bc = ((refined - actions) ** 2).sum(1).mean()
     return {"bc": bc, "q": q, "reg": reg}

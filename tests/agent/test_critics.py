@@ -62,7 +62,7 @@ def reference_q(critics: TaskCritics, task: int, obs: dict, actions: torch.Tenso
         for lin, norm in zip(critics.linears, critics.norms, strict=False):
             z = z @ lin.weight[e] + lin.bias[e, 0]
             z = torch.nn.functional.layer_norm(z, z.shape[-1:])
-            z = torch.relu(z * norm.weight[task, 0, 0] + norm.bias[task, 0, 0])
+            z = torch.relu(z * norm.weight[task] + norm.bias[task])
         out.append((z @ critics.linears[-1].weight[e] + critics.linears[-1].bias[e, 0])[:, 0])
     return torch.stack(out)
 
