@@ -165,7 +165,7 @@ def test_missing_devices_raise_device_not_found(tmp_path):
         make_camera("mock", connected=False).connect()
     garbage = tmp_path / "garbage.avi"
     garbage.write_bytes(b"not a video")
-    with pytest.raises((DeviceNotFoundError, CameraError)):
+    with pytest.raises(DeviceNotFoundError, match="corrupt or use a codec"):
         make_camera("opencv", source=str(garbage), first_frame_timeout_s=1.0).connect()
 
 
