@@ -354,3 +354,26 @@ def test_pixels_backbone_trains_end_to_end(tmp_path):
     assert agent.num_timesteps == 60 and store.count() > 6  # pixel episodes reached the store
     obs, _ = env.reset(seed=1)
     assert agent.predict(obs, deterministic=True)[0].shape == (7,)
+
+
+class FaultyToyEnv(ToyBoltEnv):
+    """Every episode ends on its third step with a hardware fault, as the real backend reports one."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self._t == 3 and not terminated:
+            info.update(backend_error="ConnectionLostError: arm server went silent")
+            info.update(backend_error_type="ConnectionLostError")
+            truncated = True
+        return obs, reward, terminated, truncated, info
+
+
+def test_an_online_episode_ended_by_a_hardware_fault_keeps_the_fault_in_the_store(store):
+    agent = DualActorAgent(env=toy_hil_env(FaultyToyEnv(), seed=0), store=store, **SMALL)
+    agent.learn(9)
+    online = [ep for ep in store.episodes() if ep.kind != "demos"]
+    assert len(online) == 3 and all(len(ep) == 3 and not ep.terminated.any() for ep in online)
+    assert {ep.metadata["backend_error"] for ep in online} == {
+        "ConnectionLostError: arm server went silent"
+    }
+    assert all("weights_version" in ep.metadata for ep in online)
