@@ -46,6 +46,8 @@ setup(
             "sentencepiece>=0.2",
             # LeRobotDataset export/import tests (daft_env/lerobot.py)
             "pyarrow>=14",
+            # the fleet tests start robot actors on a local Ray (daft_agent/fleet/)
+            "ray>=2.9",
         ],
         "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
         # smolvla and readout backbones load with dtype=..., which transformers takes from 4.56

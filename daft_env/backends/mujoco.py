@@ -101,6 +101,8 @@ class MujocoBackend:
         ik_iterations: Gauss-Newton iterations of the differential IK per control period. One is
             enough: the pose target is integrated, so what one linearised step leaves over is
             corrected by the next period's IK from the measured joints.
+        calibration: a robot's cell (:class:`daft_env.robots.RobotCalibration`, or a preset name
+            such as ``"B"``): fixture placement, friction and servo gains; None is nominal.
     """
 
     has_privileged_state = True
@@ -112,6 +114,7 @@ class MujocoBackend:
         substeps: int | None = None,
         randomize: bool = True,
         ik_iterations: int = 1,
+        calibration: Any = None,
     ) -> None:
         path = Path(scene)
         if not path.is_absolute():
@@ -176,6 +179,11 @@ class MujocoBackend:
         self._robot_geoms, self._scene_geoms = contact_groups(m, self._tcp, self._bolts)
         self._base_nominal = m.body_pos[self._base].copy()
         self._fixture_nominal = m.body_pos[self._fixture].copy()
+        from daft_env.robots import get_robot
+
+        self.calibration = None if calibration is None else get_robot(calibration)
+        if self.calibration is not None:
+            self.calibration.apply(m, self._arm_act, self._fixture_nominal)
 
         # Contiguous index arrays become slices: basic indexing avoids copies in the hot loop.
         self._arm_qadr = _as_index(self._arm_qadr)

@@ -1,0 +1,123 @@
+"""The fleet on a local Ray: a SIGKILLed robot comes back with the latest weights and loses none
+of the episodes it returned; a hung robot is ended within its deadline and the rest goes on."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from support.fleet_envs import HangingToyRobot, ToyRobot
+from support.learner_fixtures import tiny_agent
+from support.toy_env import ToyBoltEnv, fill_store_with_demos, toy_hil_env
+
+from daft_agent.fleet import FleetConfig, FleetError, RobotSpec, learn_fleet
+from daft_env.store import EpisodeStore
+
+torch.set_num_threads(1)
+TASKS = ("upright",)
+
+
+def _agent(tmp_path, **kwargs):
+    store = EpisodeStore(tmp_path / "store")
+    fill_store_with_demos(store, ToyBoltEnv(tasks=TASKS), 2)
+    env = toy_hil_env(ToyBoltEnv(tasks=TASKS, max_steps=5))
+    return tiny_agent(env, store, utd_ratio=0.25, weight_sync_interval=2, **kwargs), store
+
+
+def _fleet(*robots, **kwargs):
+    settings = dict(speed=0.0, chunk_steps=5, deadline_margin_s=20.0, start_timeout_s=60.0)
+    settings.update(kwargs)
+    return FleetConfig(robots=tuple(robots), **settings)
+
+
+def _stored(store, robot):
+    return [ep for ep in store.episodes(kind=None) if ep.metadata.get("robot") == robot]
+
+
+class _KillOnce(BaseCallback):
+    """SIGKILLs robot ``victim`` once it has returned ``after`` episodes; stops the run once it
+    has returned ``more`` episodes after coming back."""
+
+    def __init__(self, victim: str, after: int = 2, more: int = 2) -> None:
+        super().__init__()
+        self.victim, self.after, self.more = victim, after, more
+        self.killed_pid = None
+        self.episodes_at_kill = None
+        self.version_at_kill = None
+
+    def _on_step(self) -> bool:
+        import ray
+
+        runner = self.locals["fleet"]
+        robot = next(r for r in runner.robots if r.name == self.victim)
+        if self.killed_pid is None and robot.episodes >= self.after:
+            self.killed_pid = ray.get(robot.handle.pid.remote(), timeout=30)
+            self.episodes_at_kill = robot.episodes
+            self.version_at_kill = runner.hub.version
+            os.kill(self.killed_pid, signal.SIGKILL)
+        if robot.dropped is not None:
+            raise AssertionError(robot.dropped)
+        return self.killed_pid is None or robot.episodes < self.episodes_at_kill + self.more
+
+
+def test_a_sigkilled_robot_comes_back_with_the_latest_weights_and_no_returned_episode_is_lost(
+    local_ray, tmp_path
+):
+    agent, store = _agent(tmp_path)
+    cb = _KillOnce("robot-0")
+    fleet = _fleet(
+        RobotSpec("robot-0", ToyRobot()), RobotSpec("robot-1", ToyRobot(operator_seed=1))
+    )
+    runner = learn_fleet(agent, 20_000, fleet, callback=cb)
+
+    victim, other = runner.robots
+    assert cb.killed_pid is not None, "the run ended before the robot could be killed"
+    assert victim.dropped is None and other.dropped is None
+    assert victim.pids[0] == cb.killed_pid and len(set(victim.pids)) == 2  # a new process
+    assert victim.restarts == 1
+    # every episode the robot returned, before and after its death, is in the durable store
+    stored = _stored(store, "robot-0")
+    assert len(stored) == victim.episodes >= cb.episodes_at_kill + cb.more
+    assert len(_stored(store, "robot-1")) == other.episodes > 0
+    # the new process acted with the learner's latest weights, not its initial copy
+    after = [ep.metadata["weights_version"] for ep in stored[cb.episodes_at_kill :]]
+    assert min(after) >= cb.version_at_kill >= 1
+    # the learner kept training through the fault
+    assert agent.online_updates_done > 0
+    assert agent.num_timesteps == victim.steps + other.steps
+
+
+def test_a_hung_robot_is_ended_at_its_deadline_and_the_rest_of_the_fleet_goes_on(
+    local_ray, tmp_path, caplog
+):
+    agent, store = _agent(tmp_path)
+    fleet = _fleet(
+        RobotSpec("steady", ToyRobot()),
+        RobotSpec("stuck", HangingToyRobot(hang_after=7)),
+        deadline_margin_s=3.0,
+    )
+    with caplog.at_level(logging.WARNING, logger="daft.fleet"):
+        runner = learn_fleet(agent, 120, fleet)
+
+    steady, stuck = runner.robots
+    assert stuck.dropped is not None
+    assert "robot 'stuck' did not answer run_steps within its 3.0 s deadline" in stuck.dropped
+    assert any(
+        "'stuck'" in r.message and "goes on with ['steady']" in r.message for r in caplog.records
+    )
+    assert steady.dropped is None
+    assert steady.steps + stuck.steps == agent.num_timesteps == 120
+    assert len(_stored(store, "steady")) == steady.episodes > 0
+
+
+def test_a_fleet_whose_every_robot_hangs_stops_with_an_error_naming_each(local_ray, tmp_path):
+    agent, _ = _agent(tmp_path)
+    fleet = _fleet(RobotSpec("stuck", HangingToyRobot(hang_after=7)), deadline_margin_s=2.0)
+    with pytest.raises(
+        FleetError, match="every robot of the fleet is gone: robot 'stuck' did not answer"
+    ):
+        learn_fleet(agent, 50, fleet)
