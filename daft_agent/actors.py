@@ -34,7 +34,11 @@ from daft_env.episode import EpisodeRecorder
 
 
 class WeightsHub:
-    """Versioned snapshots of the two actors' weights, published by the learner, read by actors."""
+    """Versioned snapshots of the two actors' weights, published by the learner, read by actors.
+
+    :class:`ActorLoop` loads only the primary actor's (training acts in primary mode, Eq. 1); the
+    refinement actor's are published beside them for actors that act on spoken commands (Eq. 2).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -84,7 +88,11 @@ class ActorLoop:
 
     Randomness: the noise w of Eq. 1 is drawn from this loop's own ``torch.Generator`` (seeded
     with ``seed``), never from torch's global generator, so a learner thread drawing meanwhile
-    cannot shift the actions. The env's own randomness comes from ``seed`` on the first reset.
+    cannot shift the actions. The loop itself draws nothing from numpy: the env's randomness is
+    its own ``np_random`` (seeded with ``seed`` on the first reset), and a simulated operator's
+    is its own generator (``SimulatedOperator(seed=...)``). What still differs between two
+    threaded runs is which weights version each step is played with
+    (:class:`RunnerConfig`, ``lockstep``).
 
     Args:
         env: a Gymnasium env (optionally under the intervention wrapper).
