@@ -228,7 +228,16 @@ class DualActorPolicy(BasePolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(tasks=self.tasks, command_dim=self.command_dim, **self.net.as_kwargs())
+        # Images are never rescaled by SB3 here (the backbones normalise their own inputs), so
+        # the constructor does not take SB3's normalize_images; keeping it breaks policy.load.
+        data.pop("normalize_images", None)
+        data.update(
+            tasks=self.tasks,
+            command_dim=self.command_dim,
+            # as in SB3's SACPolicy: a dummy schedule, not needed for loading the policy alone
+            lr_schedule=self._dummy_schedule,
+            **self.net.as_kwargs(),
+        )
         return data
 
     def forward(self, obs: dict[str, torch.Tensor], deterministic: bool = False) -> torch.Tensor:

@@ -124,12 +124,16 @@ def standard_episodes(
 
 
 def make_policy(
-    tasks: Sequence[str], seed: int = 0, lr: float = 1e-3, **kwargs: Any
+    tasks: Sequence[str],
+    seed: int = 0,
+    lr: float = 1e-3,
+    obs_space: spaces.Dict | None = None,
+    **kwargs: Any,
 ) -> DualActorPolicy:
-    """A tiny :class:`DualActorPolicy` whose weights depend only on ``seed``."""
+    """A tiny :class:`DualActorPolicy` (on ``obs_space``) whose weights depend only on ``seed``."""
     torch.manual_seed(seed)
     return DualActorPolicy(
-        observation_space(len(tasks)),
+        observation_space(len(tasks)) if obs_space is None else obs_space,
         action_space(),
         lambda _: lr,
         tasks=tuple(tasks),
@@ -182,3 +186,19 @@ def seeded_update(learner: Learner, phase: str, torch_seed: int = 123) -> dict[s
 def clone_learner(learner: Learner) -> Learner:
     """An independent deep copy (networks, optimisers, buffers and sampler state)."""
     return copy.deepcopy(learner)
+
+
+def tiny_agent(env: Any, store: Any, **kwargs: Any) -> Any:
+    """A :class:`DualActorAgent` with tiny networks and batches, ready after one episode per task."""
+    from daft_agent.agent import DualActorAgent
+
+    settings = dict(
+        policy_kwargs=dict(TINY_NETS),
+        batch_size=16,
+        refinement_batch_size=8,
+        min_rollouts_per_task=1,
+        warmup_steps=0,
+        seed=0,
+    )
+    settings.update(kwargs)
+    return DualActorAgent(env=env, store=store, **settings)
