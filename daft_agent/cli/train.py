@@ -12,6 +12,8 @@ prompt. Examples::
     daft train                       # preset state: BoltMultiTask-Sim-v0, privileged state
     daft train --preset pixels --tiny
     daft train --name exp1 --resume
+    daft train --actors 2            # two robot actors on a local Ray, one learner
+    daft train --robots A,B --address auto   # robots A and B (daft_env.robots) on a Ray cluster
 """
 
 from __future__ import annotations
@@ -110,6 +112,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--skip-eval", action="store_true", help="train only")
+    fleet = parser.add_argument_group("fleet (Ray): one learner, several robot actors")
+    fleet.add_argument(
+        "--actors",
+        type=int,
+        default=None,
+        help="robot actors on Ray (default: one in-process loop)",
+    )
+    fleet.add_argument(
+        "--robots",
+        default=None,
+        help="comma-separated robot calibration presets, one actor each (daft_env.robots: A, B)",
+    )
+    fleet.add_argument(
+        "--address", default=None, help="Ray cluster to join (default: start Ray on this machine)"
+    )
+    fleet.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="robot pacing as a multiple of 10 Hz (0 = unpaced; default 1)",
+    )
 
 
 def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -228,7 +251,11 @@ class _ProgressCallback:
                 self.bar.update(1)
                 if agent._episode_num != self._last_ep:
                     self._last_ep = agent._episode_num
-                    self.bar.set_postfix(_rates_postfix(agent) | {"upd": agent.online_updates_done})
+                    fleet = self.locals.get("fleet")  # per-robot episodes when on a fleet
+                    robots = {r.name: r.episodes for r in fleet.robots} if fleet else {}
+                    self.bar.set_postfix(
+                        _rates_postfix(agent) | {"upd": agent.online_updates_done} | robots
+                    )
                 if every and agent.online_env_steps % every == 0:
                     agent.save(checkpoint)  # save takes the learner's lock: a consistent snapshot
                 return True
@@ -365,7 +392,10 @@ def run(args: argparse.Namespace) -> int:
         cb = _ProgressCallback.make(
             online_steps, agent.online_env_steps, progress, checkpoint, args.checkpoint_every
         )
-        agent.learn(remaining, callback=cb, reset_num_timesteps=False)
+        if args.actors is None and args.robots is None:
+            agent.learn(remaining, callback=cb, reset_num_timesteps=False)
+        else:
+            _learn_on_fleet(agent, args, env_id, preset["obs_mode"], remaining, cb)
     agent.save(checkpoint)
     train_time = time.time() - t0
 
@@ -403,3 +433,33 @@ def run(args: argparse.Namespace) -> int:
 
 def _norm(v: Any) -> Any:
     return tuple(v) if isinstance(v, list | tuple) else v
+
+
+def _learn_on_fleet(
+    agent: Any, args: argparse.Namespace, env_id: str, obs_mode: str, steps: int, cb: Any
+) -> None:
+    """Online training on Ray robot actors (``--actors``/``--robots``); prints dropped robots."""
+    from daft_agent.fleet import learn_fleet, sim_fleet
+    from daft_env.robots import parse_robots
+
+    robots = None if args.robots is None else [r.name for r in parse_robots(args.robots)]
+    if robots is not None and args.actors is not None and args.actors != len(robots):
+        raise ConfigError(f"--actors {args.actors} but --robots names {len(robots)} robots")
+    if robots is None and args.actors < 1:
+        raise ConfigError(f"--actors must be >= 1, got {args.actors}")
+    fleet = sim_fleet(
+        env_id,
+        {"obs_mode": obs_mode},
+        robots=robots,
+        n_actors=args.actors,
+        # a resumed run's robots start on new scenes, not on the first run's again
+        seed=args.seed + agent.online_env_steps,
+        speed=args.speed,
+        address=args.address,
+    )
+    runner = learn_fleet(agent, steps, fleet, callback=cb, reset_num_timesteps=False)
+    for robot in runner.robots:
+        print(
+            f"robot {robot.name}: {robot.steps} steps, {robot.episodes} episodes, "
+            f"{robot.restarts} restarts" + (f"; {robot.dropped}" if robot.dropped else "")
+        )
