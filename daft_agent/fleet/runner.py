@@ -253,9 +253,12 @@ class FleetRunner(OnlineRunner):
 
         ensure_ray(self.fleet.address, self.fleet.num_cpus)
         cls = robot_actor_class(self.fleet.max_restarts)
+        # One copy of the actor in the object store for every robot; the runner holds the
+        # reference, so a restarted robot can still read its constructor arguments.
+        self._actor_ref = ray.put(self.actor)
         for robot, spec in zip(self.robots, self.fleet.robots, strict=True):
             robot.handle = cls.remote(
-                spec.name, spec.make_env, self.actor, self.tasks, self.fleet.speed
+                spec.name, spec.make_env, self._actor_ref, self.tasks, self.fleet.speed
             )
         pending = {r.handle.pid.remote(): r for r in self.robots}
         ready, _ = ray.wait(

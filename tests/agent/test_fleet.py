@@ -6,26 +6,27 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from support.fleet_envs import HangingToyRobot, ToyRobot
-from support.learner_fixtures import tiny_agent
-from support.toy_env import ToyBoltEnv, fill_store_with_demos, toy_hil_env
+from support.fleet_envs import HangingToyRobot, ToyRobot, toy_fleet_agent
+from support.fleet_learner import fleet as two_toy_robots
+from support.toy_env import ToyBoltEnv, toy_hil_env
+from support.waiting import wait_until
 
+from daft_agent.agent import DualActorAgent
 from daft_agent.fleet import FleetConfig, FleetError, RobotSpec, learn_fleet
-from daft_env.store import EpisodeStore
 
 torch.set_num_threads(1)
 TASKS = ("upright",)
 
 
 def _agent(tmp_path, **kwargs):
-    store = EpisodeStore(tmp_path / "store")
-    fill_store_with_demos(store, ToyBoltEnv(tasks=TASKS), 2)
-    env = toy_hil_env(ToyBoltEnv(tasks=TASKS, max_steps=5))
-    return tiny_agent(env, store, utd_ratio=0.25, weight_sync_interval=2, **kwargs), store
+    return toy_fleet_agent(tmp_path / "store", TASKS, **kwargs)
 
 
 def _fleet(*robots, **kwargs):
@@ -121,3 +122,45 @@ def test_a_fleet_whose_every_robot_hangs_stops_with_an_error_naming_each(local_r
         FleetError, match="every robot of the fleet is gone: robot 'stuck' did not answer"
     ):
         learn_fleet(agent, 50, fleet)
+
+
+def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_rejoin(
+    local_ray, tmp_path
+):
+    script = Path(__file__).resolve().parents[1] / "support" / "fleet_learner.py"
+    address = local_ray.get_runtime_context().gcs_address
+    learner = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), address],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_until(
+            lambda: (tmp_path / "saved").exists() or learner.poll() is not None,
+            180,
+            "the learner process's checkpoint at 20 steps",
+        )
+    finally:
+        learner.kill()  # SIGKILL: no handler runs, nothing is flushed
+        _, err = learner.communicate(timeout=60)
+    assert (tmp_path / "saved").exists(), err.decode()[-2000:]
+
+    store_dir = tmp_path / "store"
+    _, store = toy_fleet_agent(store_dir, TASKS)
+    env = toy_hil_env(ToyBoltEnv(tasks=TASKS, max_steps=5))
+    agent = DualActorAgent.load(tmp_path / "checkpoint.zip", env=env, store=store)
+    resumed_at = agent.online_env_steps
+    assert resumed_at >= 20 and agent.online_updates_done > 0
+    before = {r: len(_stored(store, r)) for r in ("robot-0", "robot-1")}
+    assert sum(before.values()) > 0  # the killed run's episodes are in the store ...
+    agent.load_buffers()  # ... and in the resumed learner's buffers: no prompt, no re-initialising
+    online = sum(len(ep) for ep in store.episodes() if ep.kind != "demos")
+    sizes = agent.replay.sizes()
+    assert sizes["upright/rollouts"] + sizes["upright/interventions"] == online > 0
+
+    runner = learn_fleet(agent, 30, two_toy_robots(), reset_num_timesteps=False)
+
+    assert agent.online_env_steps == resumed_at + 30
+    for robot in runner.robots:  # new robot processes rejoined and filed episodes
+        assert robot.dropped is None and robot.episodes > 0
+        assert len(_stored(store, robot.name)) == before[robot.name] + robot.episodes

@@ -51,3 +51,18 @@ class HangingToyRobot(ToyRobot):
 
     def __call__(self) -> gym.Env:
         return _HangAfter(super().__call__(), self.hang_after)
+
+
+def toy_fleet_agent(store_dir, tasks: Sequence[str] = ("upright",), **kwargs):
+    """A tiny agent on the toy env with 2 demos per task in an :class:`EpisodeStore` at ``store_dir``."""
+    from daft_env.store import EpisodeStore
+    from support.learner_fixtures import tiny_agent
+    from support.toy_env import fill_store_with_demos
+
+    store = EpisodeStore(store_dir)
+    if store.count(kind="demos") == 0:
+        fill_store_with_demos(store, ToyBoltEnv(tasks=tasks), 2)
+    env = toy_hil_env(ToyBoltEnv(tasks=tasks, max_steps=5))
+    settings = dict(utd_ratio=0.25, weight_sync_interval=2)
+    settings.update(kwargs)
+    return tiny_agent(env, store, **settings), store
