@@ -123,42 +123,38 @@ class TaskRouting:
         AgentConfigError: an empty batch or a task id outside ``[0, n_tasks)``.
     """
 
-    def __init__(self, task_index: torch.Tensor, n_tasks: int) -> None:
-        ti = torch.as_tensor(task_index).reshape(-1).long()
-        n = ti.numel()
+    def __init__(self, task_index: torch.Tensor | np.ndarray, n_tasks: int) -> None:
+        device = task_index.device if isinstance(task_index, torch.Tensor) else None
+        # Built on the host: a handful of tiny numpy calls cost less than the same torch ops, and
+        # S (the slot count) must reach the host anyway to shape the call.
+        ti = np.asarray(
+            task_index.detach().cpu() if isinstance(task_index, torch.Tensor) else task_index
+        ).reshape(-1)
+        n = ti.shape[0]
         if n == 0:
             raise AgentConfigError("a critic batch needs at least one row")
+        ti = ti.astype(np.int64)
         lo, hi = int(ti.min()), int(ti.max())
         if lo < 0 or hi >= n_tasks:
             raise AgentConfigError(
                 f"task index {lo if lo < 0 else hi} is outside [0, {n_tasks}): the batch holds a "
                 f"task the critics were not built for (they have {n_tasks} tasks)"
             )
-        counts = torch.bincount(ti, minlength=n_tasks)
+        counts = np.bincount(ti, minlength=n_tasks)
         slots = int(counts.max())
-        order = torch.argsort(ti, stable=True)
-        starts = torch.cumsum(counts, 0) - counts
-        slot_sorted = ti[order] * slots + torch.arange(n, device=ti.device) - starts[ti[order]]
-        self.task_index = ti
+        order = np.argsort(ti, kind="stable")
+        starts = np.cumsum(counts) - counts
+        scatter = np.empty(n, np.int64)
+        scatter[order] = ti[order] * slots + np.arange(n) - starts[ti[order]]
+        within = np.minimum(np.arange(slots)[None, :], np.maximum(counts - 1, 0)[:, None])
+        gather = order[np.minimum(starts[:, None] + within, n - 1).reshape(-1)]
         self.n_tasks = n_tasks
         self.slots = slots
-        self.counts = counts
+        self.task_index = torch.from_numpy(ti).to(device)
+        self.counts = torch.from_numpy(counts).to(device)
         # scatter[r]: the slot of row r; gather[s]: the row that feeds slot s.
-        self.scatter = torch.empty_like(ti).scatter_(0, order, slot_sorted)
-        within = torch.minimum(
-            torch.arange(slots, device=ti.device).unsqueeze(0), (counts - 1).clamp_min(0)[:, None]
-        )
-        self.gather = order[(starts[:, None] + within).reshape(-1).clamp_max(n - 1)]
-
-    @classmethod
-    def from_sizes(
-        cls, sizes: Sequence[int], device: torch.device | str | None = None
-    ) -> TaskRouting:
-        """Routing of a batch whose rows are in task order, ``sizes[t]`` rows of task t."""
-        ti = torch.repeat_interleave(
-            torch.arange(len(sizes), device=device), torch.as_tensor(list(sizes), device=device)
-        )
-        return cls(ti, len(sizes))
+        self.scatter = torch.from_numpy(scatter).to(device)
+        self.gather = torch.from_numpy(gather).to(device)
 
     def task_mean(self, per_row: torch.Tensor) -> torch.Tensor:
         """(T,) mean of a per-row quantity over each task's rows (0 for a task without rows)."""
@@ -190,8 +186,12 @@ class _TaskLayerNorm(nn.Module):
             else (self.weight, self.bias)
         )
         width = x.shape[-1:]
+        # unbind, not x[t]: the backward of an indexed view zero-fills the whole tensor per task.
         y = torch.stack(
-            [nn.functional.layer_norm(x[t], width, w[t], b[t]) for t in range(x.shape[0])]
+            [
+                nn.functional.layer_norm(xt, width, wt, bt)
+                for xt, wt, bt in zip(x.unbind(0), w.unbind(0), b.unbind(0), strict=True)
+            ]
         )
         # In place: layer_norm's backward needs its input, not its output.
         return y.relu_()

@@ -211,16 +211,64 @@ class Learner:
         stats: dict[str, float],
     ) -> None:
         pol, cfg = self.policy, self.cfg
+        # Refinement actor (line 16), online only: Eq. 11 on the talk-tweak buffer.
+        tt = (
+            self.replay.sample_talk_tweak(cfg.refinement_batch_size, self.rng)
+            if phase == "online"
+            else None
+        )
+        t = None if tt is None else _tensors(tt, self.device)
+        n_main = joined["actions"].shape[0]
+        # The update batch and the talk-tweak batch go through the primary backbone, and later
+        # through the critics, together: one call each instead of two.
+        obs = joined["obs"]
+        if t is not None:
+            obs = {k: torch.cat([v, t["obs"][k]]) for k, v in obs.items()}
+        h_all = pol.actor.backbone(obs)
         # Primary actor (lines 7 / 15): lambda_1 BC (Eq. 5) + lambda_2 task-weighted Q (Eq. 15).
-        h = pol.actor.backbone(joined["obs"])
         # Eq. 6 applies BC to the whole batch D (demos + rollouts); bc_on_rollouts=False keeps
         # it to expert actions (demos and interventions) only.
         weights = None if cfg.bc_on_rollouts else joined.get("is_demo")
-        bc, a_pi = pol.actor.head.bc_loss(h, joined["actions"], weights)
-        # Q_psi_i(s, pi(s)) of every row's own task in one call; the critics' weights enter as
-        # constants (detach_params), so the actor's gradient reaches the actions and no critic
-        # weight (a large share of the backward pass otherwise).
-        q_pi = pol.critics(joined["obs"], a_pi, routing, detach_params=True).min(0).values
+        bc, a_pi = pol.actor.head.bc_loss(h_all[:n_main], joined["actions"], weights)
+
+        # Q_psi_i(s, pi(s)) of every row's own task; the critics' weights enter as constants
+        # (detach_params), so the actor's gradient reaches the actions and no critic weight.
+        scored: dict[str, torch.Tensor] = {}
+        refine_loss = None
+        if t is not None:
+            cmd = self.encoder.encode(t["commands"]).to(self.device)
+            if self._null_vec is None:
+                self._null_vec = self.encoder.encode([NULL_COMMAND]).to(self.device)
+            null = self._null_vec.expand(cmd.shape[0], -1)
+            # mu(s, l_rf) and mu(s, [null]) in one pass of the refinement actor.
+            both_obs = {k: torch.cat([v, v]) for k, v in t["obs"].items()}
+            mu_cmd, mu_null = pol.refinement(both_obs, torch.cat([cmd, null])).split(cmd.shape[0])
+            both_routing = pol.critics.routing(torch.cat([joined["task_index"], t["task_index"]]))
+
+            def q_both(refined: torch.Tensor) -> torch.Tensor:
+                # Eq. 9's Q of the refined actions and Eq. 15's Q of pi(s) in one critic call.
+                acts = torch.cat([a_pi, refined])
+                q = pol.critics(obs, acts, both_routing, detach_params=True).min(0).values
+                scored["primary"], q_refined = q.split([n_main, refined.shape[0]])
+                return q_refined
+
+            terms = refinement_losses(
+                pol.actor.head,
+                h_all[n_main:],
+                mu_cmd,
+                mu_null,
+                t["actions"],
+                q_both,
+                cfg.refinement_bc_trains_primary,
+            )
+            e1, e2, e3 = cfg.eta
+            refine_loss = e1 * terms["bc"] + e2 * terms["q"] + e3 * terms["reg"]
+            for k, v in terms.items():
+                stats[f"refinement/{k}_loss"] = float(v.detach())
+            stats["refinement/mu_abs"] = float(mu_cmd.detach().abs().mean())
+        q_pi = scored.get("primary")
+        if q_pi is None:
+            q_pi = pol.critics(joined["obs"], a_pi, routing, detach_params=True).min(0).values
         q_per_task = list(q_pi.split(list(sizes)))
         q_bar = torch.stack([q.mean() for q in q_per_task]).detach()
         eps = task_weights(q_bar, cfg.task_weight_c, *cfg.task_weight_clip)
@@ -229,7 +277,7 @@ class Learner:
             # TD3+BC (Fujimoto & Gu, 2021): divide the Q term by the batch's detached mean |Q| so
             # lambda_2 weighs it relative to BC whatever the scale of the returns. Without it a
             # Q of O(1) swamps a BC error of O(1e-3) and pulls actions off the demonstrations.
-            q_scale = torch.cat(q_per_task).abs().mean().detach().clamp_min(1e-3)
+            q_scale = q_pi.abs().mean().detach().clamp_min(1e-3)
             q_loss = q_loss / q_scale
         actor_loss = lam_bc * bc + lam_q * q_loss
         stats["actor/bc_loss"] = float(bc.detach())
@@ -237,39 +285,6 @@ class Learner:
         for i, task in enumerate(self.tasks):
             stats[f"critic/q_policy/{task}"] = float(q_bar[i])
             stats[f"actor/epsilon/{task}"] = float(eps[i])
-
-        # Refinement actor (line 16), online only: Eq. 11 on the talk-tweak buffer.
-        refine_loss = None
-        tt = (
-            self.replay.sample_talk_tweak(cfg.refinement_batch_size, self.rng)
-            if phase == "online"
-            else None
-        )
-        if tt is not None:
-            t = _tensors(tt, self.device)
-            cmd = self.encoder.encode(t["commands"]).to(self.device)
-            if self._null_vec is None:
-                self._null_vec = self.encoder.encode([NULL_COMMAND]).to(self.device)
-            null = self._null_vec.expand(cmd.shape[0], -1)
-            h_tt = pol.actor.backbone(t["obs"])
-            tt_routing = pol.critics.routing(t["task_index"])
-            # mu(s, l_rf) and mu(s, [null]) in one pass of the refinement actor.
-            both_obs = {k: torch.cat([v, v]) for k, v in t["obs"].items()}
-            mu_cmd, mu_null = pol.refinement(both_obs, torch.cat([cmd, null])).split(cmd.shape[0])
-            terms = refinement_losses(
-                pol.actor.head,
-                h_tt,
-                mu_cmd,
-                mu_null,
-                t["actions"],
-                lambda a: pol.critics(t["obs"], a, tt_routing, detach_params=True).min(0).values,
-                cfg.refinement_bc_trains_primary,
-            )
-            e1, e2, e3 = cfg.eta
-            refine_loss = e1 * terms["bc"] + e2 * terms["q"] + e3 * terms["reg"]
-            for k, v in terms.items():
-                stats[f"refinement/{k}_loss"] = float(v.detach())
-            stats["refinement/mu_abs"] = float(mu_cmd.detach().abs().mean())
 
         pol.actor.optimizer.zero_grad(set_to_none=True)
         pol.refinement.optimizer.zero_grad(set_to_none=True)

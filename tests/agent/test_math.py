@@ -129,3 +129,12 @@ def test_calql_regulariser_pushes_data_up_and_ood_down():
     assert reg.item() == pytest.approx(2 * np.log(12.0))
     reg.backward()
     assert torch.all(q_data.grad < 0) and torch.all(q_rand.grad > 0) and torch.all(q_pi.grad > 0)
+
+
+def test_acting_at_sigma_k_is_the_consistency_function_at_k():
+    """act_from_noise's precomputed sigma = K constants give exactly clip(f(w, K, h), -1, 1)."""
+    torch.manual_seed(0)
+    head = ConsistencyHead(5, 7, (16, 16), K=1.5)
+    h, w = torch.randn(9, 5), 2.0 * torch.randn(9, 7)
+    expected = head.denoise(w, torch.full((9,), 1.5), h).clamp(-1.0, 1.0)
+    torch.testing.assert_close(head.act_from_noise(h, w), expected, rtol=1e-6, atol=1e-6)
