@@ -5,6 +5,7 @@ Every test compares whole updates (parameters before and after, or two learners 
 setting), never the update's internals, so it holds whatever the critics' layout.
 """
 
+import numpy as np
 import pytest
 import torch
 from support.learner_fixtures import (
@@ -231,3 +232,45 @@ def test_refinement_loss_moves_the_refinement_actor_and_the_primary_only_through
     # Eq. 9 differentiates through the critics but must not move them
     assert _equal_modules(pol.critics, silent.policy.critics)
     assert _same_grads(_grads(pol.critics), _grads(silent.policy.critics))
+
+
+# ------------------------------------------------------------------------ pixels
+
+
+def test_pixel_backbone_warmup_fits_the_demonstrations(tmp_path):
+    """Warm-up updates on pixel demos: the deterministic action gets closer to the expert's than
+    before, and closer than the best constant action, so the CNN reads the images."""
+    from support.learner_fixtures import tiny_agent
+    from support.toy_env import ToyBoltEnv, fill_store_with_demos
+
+    from daft_env.store import EpisodeStore
+
+    env = ToyBoltEnv(tasks=TASKS, obs_mode="pixels", image_shapes=((32, 32, 3), (64, 64, 3)))
+    store = EpisodeStore(tmp_path / "store")
+    fill_store_with_demos(store, env, 3)
+    nets = dict(actor_hidden=(32, 32), critic_hidden=(16,), refinement_hidden=(8,))
+    agent = tiny_agent(
+        env,
+        store,
+        batch_size=16,
+        calql_alpha=0.0,  # the critics' regulariser is not what this test is about
+        policy_kwargs={
+            **nets,
+            "backbone": "pixels",
+            "backbone_kwargs": {"image_features": 8, "channels": 4},
+        },
+    )
+    demos = list(store.episodes(kind="demos"))
+    obs = {
+        k: np.concatenate([e.observations[k][:-1] for e in demos]) for k in demos[0].observations
+    }
+    expert = np.concatenate([e.actions for e in demos])
+
+    def bc_error():
+        return float(((agent.predict(obs, deterministic=True)[0] - expert) ** 2).sum(1).mean())
+
+    constant = float(((expert - expert.mean(0)) ** 2).sum(1).mean())
+    before = bc_error()
+    agent.warmup(120)
+    after = bc_error()
+    assert after < 0.6 * before and after < 0.85 * constant, (before, after, constant)
