@@ -64,7 +64,8 @@ def replay(min_rollouts=100):
 def test_split_sizes():
     assert split_sizes(256, 3) == [86, 85, 85]
     assert split_sizes(85, 2) == [43, 42]
-    assert sum(split_sizes(7, 4)) == 7
+    assert split_sizes(7, 4) == [2, 2, 2, 1]
+    assert split_sizes(2, 3) == [1, 1, 0]
 
 
 def test_online_episode_split_per_step_by_intervened_flags():
@@ -128,8 +129,34 @@ def test_empty_store_and_missing_demos_raise(tmp_path):
 
     r = replay()
     assert r.load_from_store(EpisodeStore(tmp_path / "empty")) == 0
-    with pytest.raises(EmptyStoreError, match="upright"):
+    with pytest.raises(EmptyStoreError, match=r"\['upright', 'pickup', 'assemble'\]"):
         r.sample_warmup(8, np.random.default_rng(0))
+    r.add_episode(make_episode("upright", "demos"))
+    r.add_episode(make_episode("assemble", "demos"))
+    with pytest.raises(EmptyStoreError, match=r"no demonstrations for tasks \['pickup'\]"):
+        r.sample_warmup(8, np.random.default_rng(0))
+    r.add_episode(make_episode("pickup", "demos"))
+    assert [len(b["actions"]) for b in r.sample_warmup(8, np.random.default_rng(0))] == [3, 3, 2]
+    with pytest.raises(EmptyStoreError, match="'upright' has no rollouts"):
+        r.sample_online(8, np.random.default_rng(0))
+
+
+def test_talk_tweak_sampling_gives_none_while_the_buffer_is_empty():
+    r = replay()
+    for t in TASKS:
+        r.add_episode(make_episode(t, "demos"))
+        r.add_episode(make_episode(t, "rollouts", action_value=-1.0))
+    assert len(r.talk_tweak) == 0
+    assert r.sample_talk_tweak(8, np.random.default_rng(0)) is None
+    flags = [False, True, True] + [False] * 7
+    cmds = ["[null]", "move up", "move up and left"] + ["[null]"] * 7
+    r.add_episode(
+        make_episode("assemble", "interventions", intervened=flags, commands=cmds, action_value=0.5)
+    )
+    batch = r.sample_talk_tweak(8, np.random.default_rng(0))
+    assert batch is not None and len(batch["actions"]) == 8
+    assert set(batch["commands"]) <= {"move up", "move up and left"}  # only intervened steps
+    assert np.all(batch["actions"] == 0.5) and np.all(batch["task_index"] == 2)
 
 
 def test_buffers_load_from_the_real_episode_store(tmp_path):
