@@ -1,7 +1,8 @@
 """Learner updates/s against SB3 SAC with the same widths, batch 256, state observations, 1 thread.
 
-Three rates, measured in one process in interleaved rounds so that load from other processes on
-the machine falls on all of them alike (the ratios are the figures that matter):
+Three rates, measured in one process in alternating bursts of a quarter second, so that load from
+other processes on the machine falls on all of them alike (the ratios are the figures that
+matter; each round prints its own):
 
 * a full online dual-actor update: the three tasks' critics (Bellman), the primary actor (Eq. 6,
   15) and the refinement actor (Eq. 11) on a 64-row talk-tweak batch;
@@ -12,7 +13,7 @@ the machine falls on all of them alike (the ratios are the figures that matter):
 
 Targets (issue 10): online >= 0.8x SAC, warm-up >= 0.35x SAC.
 
-Usage: ``python benchmarks/learner_throughput.py [--rounds 5] [--seconds 3] [--profile]``.
+Usage: ``python benchmarks/learner_throughput.py [--rounds 5] [--seconds 4] [--profile]``.
 """
 
 from __future__ import annotations
@@ -151,13 +152,24 @@ def make_sac(hidden: tuple[int, ...], batch: int, transitions: int, seed: int = 
     return sac
 
 
-def rate(fn: Callable[[], object], seconds: float) -> float:
-    """Calls of ``fn`` per second over about ``seconds``."""
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        fn()
-        n += 1
-    return n / (time.perf_counter() - t0)
+def interleaved_rates(
+    contenders: dict[str, Callable[[], object]], seconds: float, burst: float = 0.25
+) -> dict[str, float]:
+    """Calls per second of each contender, run in alternating bursts of about ``burst`` seconds.
+
+    Short alternating bursts put a change in the machine's load on every contender alike.
+    """
+    calls = dict.fromkeys(contenders, 0)
+    spent = dict.fromkeys(contenders, 0.0)
+    while min(spent.values()) < seconds:
+        for name, fn in contenders.items():
+            t0 = now = time.perf_counter()
+            while now - t0 < burst:
+                fn()
+                calls[name] += 1
+                now = time.perf_counter()
+            spent[name] += now - t0
+    return {name: calls[name] / spent[name] for name in contenders}
 
 
 def profile(name: str, fn: Callable[[], object], n: int) -> None:
@@ -178,7 +190,7 @@ def profile(name: str, fn: Callable[[], object], n: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5, help="interleaved measuring rounds")
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds per rate per round")
+    p.add_argument("--seconds", type=float, default=4.0, help="seconds per rate per round")
     p.add_argument("--profile", action="store_true", help="also print a torch profile of each")
     args = p.parse_args()
     torch.set_num_threads(1)  # as the learner thread runs on this 2-core machine
@@ -198,8 +210,8 @@ def main() -> None:
             fn()
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(args.rounds):
-        for name, fn in contenders.items():
-            rates[name].append(rate(fn, args.seconds))
+        for name, r in interleaved_rates(contenders, args.seconds).items():
+            rates[name].append(r)
     online_ratio = [o / s for o, s in zip(rates["online"], rates["sac"], strict=True)]
     warm_ratio = [w / s for w, s in zip(rates["warmup"], rates["sac"], strict=True)]
 
