@@ -68,7 +68,9 @@ class _KillOnce(BaseCallback):
 def test_a_sigkilled_robot_comes_back_with_the_latest_weights_and_no_returned_episode_is_lost(
     local_ray, tmp_path
 ):
-    agent, store = _agent(tmp_path)
+    # weights published once, at the start: a restarted robot holds them only if the learner
+    # sends them again, unasked, to the new process
+    agent, store = _agent(tmp_path, weight_sync_interval=10**6)
     cb = _KillOnce("robot-0")
     fleet = _fleet(
         RobotSpec("robot-0", ToyRobot()), RobotSpec("robot-1", ToyRobot(operator_seed=1))
@@ -86,7 +88,7 @@ def test_a_sigkilled_robot_comes_back_with_the_latest_weights_and_no_returned_ep
     assert len(_stored(store, "robot-1")) == other.episodes > 0
     # the new process acted with the learner's latest weights, not its initial copy
     after = [ep.metadata["weights_version"] for ep in stored[cb.episodes_at_kill :]]
-    assert min(after) >= cb.version_at_kill >= 1
+    assert min(after) == cb.version_at_kill == 1
     # the learner kept training through the fault
     assert agent.online_updates_done > 0
     assert agent.num_timesteps == victim.steps + other.steps
