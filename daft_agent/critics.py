@@ -225,6 +225,8 @@ class TaskCritics(nn.Module):
         super().__init__()
         if n_critics < 1:
             raise AgentConfigError(f"n_critics must be >= 1, got {n_critics}")
+        if not hidden_sizes:
+            raise AgentConfigError("the critics need at least one hidden layer width")
         if len(backbones) != len(tasks) or not tasks:
             raise AgentConfigError(
                 f"need one critic backbone per task; got {len(backbones)} for tasks {list(tasks)}"
@@ -274,13 +276,24 @@ class TaskCritics(nn.Module):
         but no critic weight, without touching ``requires_grad`` (the actor losses need this).
         """
         t, s, n, a = actions.shape
-        m = self.n_critics
-        x = torch.cat([h.unsqueeze(2).expand(t, s, n, h.shape[-1]), actions], dim=3)
-        x = x.reshape(t, 1, s * n, -1).expand(t, m, s * n, x.shape[-1]).reshape(t * m, s * n, -1)
-        for lin, norm in zip(self.linears, self.norms, strict=False):
-            x = lin(x, detach_params).view(t, m, s * n, -1)
-            x = norm(x, detach_params).view(t * m, s * n, -1)
-        return self.linears[-1](x, detach_params).view(t, m, s, n)
+        m, f = self.n_critics, h.shape[-1]
+        # First layer on [h, a] as h W_h + a W_a: the state's part once per state, not once per
+        # action (Cal-QL scores 13 actions per state), and no (rows x (F + A)) input is built.
+        first = self.linears[0]
+        w, bias = first.weight, first.bias
+        if detach_params:
+            w, bias = w.detach(), bias.detach()
+        hm = h.unsqueeze(1).expand(t, m, s, f).reshape(t * m, s, f)
+        am = actions.reshape(t, 1, s * n, a).expand(t, m, s * n, a).reshape(t * m, s * n, a)
+        x = torch.baddbmm(bias, hm, w[:, :f]).unsqueeze(2) + torch.bmm(am, w[:, f:]).view(
+            t * m, s, n, -1
+        )
+        x = x.view(t, m, s * n, -1)
+        for i, norm in enumerate(self.norms):
+            if i:
+                x = self.linears[i](x.view(t * m, s * n, -1), detach_params).view(t, m, s * n, -1)
+            x = norm(x, detach_params)
+        return self.linears[-1](x.view(t * m, s * n, -1), detach_params).view(t, m, s, n)
 
     def forward(
         self,
