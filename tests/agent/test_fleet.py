@@ -131,11 +131,11 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
 ):
     script = Path(__file__).resolve().parents[1] / "support" / "fleet_learner.py"
     address = local_ray.get_runtime_context().gcs_address
-    learner = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path), address],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    log = tmp_path / "learner.log"  # a file, not a pipe: a full pipe would stall the learner
+    with open(log, "wb") as out:
+        learner = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path), address], stdout=out, stderr=out
+        )
     try:
         wait_until(
             lambda: (tmp_path / "saved").exists() or learner.poll() is not None,
@@ -144,8 +144,8 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
         )
     finally:
         learner.kill()  # SIGKILL: no handler runs, nothing is flushed
-        _, err = learner.communicate(timeout=60)
-    assert (tmp_path / "saved").exists(), err.decode()[-2000:]
+        learner.wait(timeout=60)
+    assert (tmp_path / "saved").exists(), log.read_text(errors="replace")[-2000:]
 
     store_dir = tmp_path / "store"
     _, store = toy_fleet_agent(store_dir, TASKS)
