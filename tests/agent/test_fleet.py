@@ -166,3 +166,50 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
     for robot in runner.robots:  # new robot processes rejoined and filed episodes
         assert robot.dropped is None and robot.episodes > 0
         assert len(_stored(store, robot.name)) == before[robot.name] + robot.episodes
+
+
+class _LagProbe(BaseCallback):
+    """Records the learner's lag behind its allowance after every returned env step."""
+
+    def _on_training_start(self) -> None:
+        self.lags = []
+
+    def _on_step(self) -> bool:
+        runner = self.locals["fleet"]
+        self.lags.append(runner.updates_allowed() - runner.updates_done)
+        return True
+
+
+def test_max_update_lag_holds_the_robots_back_across_processes(local_ray, tmp_path):
+    agent, _ = _agent(tmp_path, utd_ratio=2.0, max_update_lag=2, batch_size=64)
+    fleet = _fleet(
+        RobotSpec("robot-0", ToyRobot()), RobotSpec("robot-1", ToyRobot(operator_seed=1))
+    )
+    probe = _LagProbe()
+    learn_fleet(agent, 200, fleet, callback=probe)
+    # unpaced toy robots outrun the learner; the lag bound may be overshot only by the chunks
+    # already running when it was reached (2 robots x 5 steps x utd 2)
+    assert max(probe.lags) <= 2 + 2 * 5 * 2.0
+    assert (
+        agent.online_updates_done >= 2.0 * 150
+    )  # the learner did the owed work, it was not skipped
+
+
+def test_daft_train_refuses_fleet_options_that_disagree():
+    from argparse import Namespace
+
+    from daft_agent.cli.train import _learn_on_fleet
+    from hardware.errors import ConfigError
+
+    def run(**kw):
+        args = Namespace(
+            **{"actors": None, "robots": None, "seed": 0, "speed": 1.0, "address": None, **kw}
+        )
+        _learn_on_fleet(None, args, "BoltAssemble-Sim-v0", "state", 10, None)
+
+    with pytest.raises(ConfigError, match="--actors 3 but --robots names 2 robots"):
+        run(actors=3, robots="A,B")
+    with pytest.raises(ConfigError, match=r"unknown robot 'Z'; the presets are \['A', 'B'\]"):
+        run(robots="A,Z")
+    with pytest.raises(ConfigError, match="--actors must be >= 1"):
+        run(actors=0)
