@@ -2,9 +2,16 @@
 
 Steps: (1) collect 20 expert demos per task if the store has none, (2) offline warm-up (Cal-QL +
 consistency BC), (3) online training with the simulated operator's takeovers and talk-and-tweak
-labels, (4) 25 trials per task, autonomous and with the operator's spoken refinement commands,
-printed as the paper's Table I. Writes ``runs/<name>/checkpoint.zip``, ``runs/<name>/tb`` (TensorBoard),
-``runs/<name>/results.json``; the store defaults to ``runs/<name>/store``.
+labels, with a learning curve (autonomous trials every ``--eval-every`` online steps), (4) 50 trials
+per task in two conditions, nominal and under a hidden perception error, each autonomous and with
+the operator's spoken refinement commands, printed as the paper's Table I, and the realised
+intervention share of the online phase beside the operator's ``target_rate``
+(:mod:`daft_agent.cli.train_report` says what each figure is). Writes ``runs/<name>/checkpoint.zip``,
+``runs/<name>/tb`` (TensorBoard), ``runs/<name>/results.json``; the store defaults to
+``runs/<name>/store``.
+
+``--train-perception-error P`` trains with the hidden perception error on a share P of the training
+episodes (default 0: off), so the operator's commands carry what the policy's observation lacks.
 
 ``--resume`` continues a run from its checkpoint and store (step counts, buffers, optimisers) with no
 prompt. Examples::
@@ -12,6 +19,7 @@ prompt. Examples::
     daft train                       # preset state: BoltMultiTask-Sim-v0, privileged state
     daft train --preset pixels --tiny
     daft train --name exp1 --resume
+    daft train --train-perception-error 0.5 --operator-rate 0.1
     daft train --actors 2            # two robot actors on a local Ray, one learner
     daft train --robots A,B --address auto   # robots A and B (daft_env.robots) on a Ray cluster
 """
@@ -28,6 +36,8 @@ from typing import Any
 from hardware.errors import ConfigError
 
 _RUN = {"env_id": "BoltMultiTask-Sim-v0", "online_steps": 15_000, "warmup_steps": 2_000}
+#: learning curve of a full run: a row every 2,500 online steps, 5 autonomous trials per task
+CURVE = {"eval_every": 2_500, "curve_trials": 5}
 #: preset -> env id, obs mode, agent kwargs, network settings (``policy_kwargs``; the rest are
 #: NetworkConfig's defaults), online steps, warm-up updates
 PRESETS: dict[str, dict[str, Any]] = {
@@ -51,6 +61,8 @@ TINY = {
     "warmup_steps": 30,
     "demos": 2,
     "eval_trials": 2,
+    "eval_every": 100,
+    "curve_trials": 1,
     "min_rollouts_per_task": 10,
     "batch_size": 24,
     "hidden": (32, 32),
@@ -87,7 +99,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--demos", type=int, default=20, help="expert demos per task to collect into an empty store"
     )
     parser.add_argument(
-        "--eval-trials", type=int, default=25, help="evaluation trials per task (default: 25)"
+        "--eval-trials",
+        type=int,
+        default=50,
+        help="final evaluation trials per task and column, in each condition (default: 50)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help="online steps between learning-curve rows (default: 2500; 100 with --tiny; 0: none)",
+    )
+    parser.add_argument(
+        "--curve-trials",
+        type=int,
+        default=None,
+        help="autonomous trials per task in each learning-curve row (default: 5; 1 with --tiny)",
+    )
+    parser.add_argument(
+        "--operator-rate",
+        type=float,
+        default=0.15,
+        help="the simulated operator's target_rate, the share of intervened steps (default: 0.15)",
+    )
+    parser.add_argument(
+        "--train-perception-error",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of training episodes under the hidden perception error, 0-1 (state preset; "
+        "default: 0, off)",
+    )
+    parser.add_argument(
+        "--perception-error",
+        type=float,
+        default=None,
+        metavar="METRES",
+        help="largest offset of the perception error, in training and in the perturbed "
+        "condition (default: 5-15 mm)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--utd", type=float, default=None, help="learner updates per env step")
@@ -177,26 +226,6 @@ def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return agent, network
 
 
-def _make_envs(env_id: str, obs_mode: str, seed: int) -> tuple[Any, Any, Any]:
-    import gymnasium as gym
-
-    import daft_env  # noqa: F401  (registers the ids)
-    from daft_env.operator import SimulatedOperator
-    from daft_env.wrappers import InterventionWrapper
-
-    try:
-        base = gym.make(env_id, obs_mode=obs_mode)
-    except gym.error.Error as exc:
-        raise ConfigError(f"cannot make env {env_id!r}: {exc}") from exc
-    train_env = InterventionWrapper(base, SimulatedOperator(base, seed=seed))
-    eval_env = gym.make(env_id, obs_mode=obs_mode)
-    talk_base = gym.make(env_id, obs_mode=obs_mode)
-    talk_env = InterventionWrapper(
-        talk_base, SimulatedOperator(talk_base, mode="speak", seed=seed + 1)
-    )
-    return train_env, eval_env, talk_env
-
-
 def _collect(
     store: Any, env_id: str, tasks: list[str], n: int, obs_mode: str, seed: int, progress: bool
 ) -> None:
@@ -273,9 +302,11 @@ def run(args: argparse.Namespace) -> int:
     from stable_baselines3.common.logger import configure
 
     from daft_agent.agent import DualActorAgent
+    from daft_agent.cli import train_report as report
+    from daft_agent.cli.train_env import make_train_env
     from daft_agent.errors import CheckpointError
-    from daft_agent.evaluation import evaluate_tasks, format_table
     from daft_agent.policies import NetworkConfig
+    from daft_env.perception import PerceptionError, as_perception_error
     from daft_env.store import EpisodeStore
     from daft_env.tasks import TASK_NAMES
 
@@ -299,13 +330,44 @@ def run(args: argparse.Namespace) -> int:
         else (TINY["warmup_steps"] if args.tiny else preset["warmup_steps"])
     )
     demos = TINY["demos"] if args.tiny and args.demos == 20 else args.demos
-    trials = TINY["eval_trials"] if args.tiny and args.eval_trials == 25 else args.eval_trials
-    if min(online_steps, warmup_steps) < 0 or demos < 1 or trials < 0:
+    trials = TINY["eval_trials"] if args.tiny and args.eval_trials == 50 else args.eval_trials
+    sizes = TINY if args.tiny else CURVE
+    eval_every = sizes["eval_every"] if args.eval_every is None else args.eval_every
+    curve_trials = sizes["curve_trials"] if args.curve_trials is None else args.curve_trials
+    if min(online_steps, warmup_steps, eval_every) < 0 or demos < 1 or trials < 0:
         raise ConfigError(
-            "--steps and --warmup-steps must be >= 0, --demos >= 1, --eval-trials >= 0"
+            "--steps, --warmup-steps and --eval-every must be >= 0, --demos >= 1, "
+            "--eval-trials >= 0"
         )
+    if curve_trials < 1:
+        raise ConfigError("--curve-trials must be >= 1 (--eval-every 0 turns the curve off)")
+    if not 0.0 <= args.train_perception_error <= 1.0:
+        raise ConfigError(
+            f"--train-perception-error is a share of training episodes in [0, 1]; got "
+            f"{args.train_perception_error}"
+        )
+    if args.train_perception_error and preset["obs_mode"] != "state":
+        raise ConfigError(
+            "--train-perception-error offsets the state observation only; use --preset state"
+        )
+    on_fleet = args.actors is not None or args.robots is not None
+    if on_fleet and (args.train_perception_error or args.operator_rate != 0.15):
+        raise ConfigError(
+            "--train-perception-error and --operator-rate set the in-process training env; the "
+            "fleet's robots make their own (leave them out with --actors/--robots)"
+        )
+    perception = as_perception_error(
+        PerceptionError() if args.perception_error is None else args.perception_error
+    )
 
-    train_env, eval_env, talk_env = _make_envs(env_id, preset["obs_mode"], args.seed)
+    train_env = make_train_env(
+        env_id,
+        preset["obs_mode"],
+        args.seed,
+        args.operator_rate,
+        args.train_perception_error,
+        perception,
+    )
     tasks = (
         list(TASK_NAMES[: train_env.observation_space["task_id"].n])
         if "task_id" in train_env.observation_space.spaces
@@ -386,48 +448,54 @@ def run(args: argparse.Namespace) -> int:
             agent.warmup(remaining_warmup, progress=lambda i, n: bar.update(1))
         agent.save(checkpoint)
 
-    # (3) online
+    # (3) online, with the learning curve
+    results_path = run_dir / "results.json"
+    previous = json.loads(results_path.read_text()) if args.resume and results_path.exists() else {}
+    before = set() if args.resume else {e.path for e in report.online_entries(store)}
     remaining = max(0, online_steps - agent.online_env_steps)
+    curve = None
     if remaining:
-        cb = _ProgressCallback.make(
+        cb: Any = _ProgressCallback.make(
             online_steps, agent.online_env_steps, progress, checkpoint, args.checkpoint_every
         )
-        if args.actors is None and args.robots is None:
+        if eval_every:
+            curve = report.learning_curve_callback(
+                env_id, preset["obs_mode"], task_list, eval_every, curve_trials, args.seed + 20_000
+            )
+            cb = [cb, curve]
+            print(report.curve_legend(eval_every, curve_trials))
+        if not on_fleet:
             agent.learn(remaining, callback=cb, reset_num_timesteps=False)
         else:
             _learn_on_fleet(agent, args, env_id, preset["obs_mode"], remaining, cb)
     agent.save(checkpoint)
     train_time = time.time() - t0
 
-    # (4) evaluation
+    # (4) evaluation: the curve so far, the intervention share, both conditions
+    new_rows = curve.as_json() if curve is not None else []
+    share = report.intervention_share(
+        [e for e in report.online_entries(store) if e.path not in before],
+        task_list,
+        args.operator_rate,
+    )
     results: dict[str, Any] = {
         "online_env_steps": agent.online_env_steps,
         "train_seconds": train_time,
+        "train_perception_error": args.train_perception_error,
+        "learning_curve": report.merge_curve(previous.get("learning_curve", []), new_rows),
+        "learning_curve_trials": curve_trials if eval_every else 0,
+        "intervention_share": share,
     }
     if not args.skip_eval and trials > 0:
-        auto = evaluate_tasks(agent, eval_env, task_list, trials, seed=args.seed + 10_000)
-        talk = evaluate_tasks(
-            agent, talk_env, task_list, trials, seed=args.seed + 10_000, use_commands=True
+        evaluated, tables = report.evaluate_both_conditions(
+            agent, env_id, preset["obs_mode"], task_list, trials, args.seed + 10_000, perception
         )
-        table = format_table(auto, talk)
-        print(table)
-        (run_dir / "table.txt").write_text(table + "\n")
-        results["autonomous"] = {
-            t: {"success_rate": r.success_rate, "mean_length": r.mean_length}
-            for t, r in auto.items()
-        }
-        results["with_commands"] = {
-            t: {
-                "success_rate": r.success_rate,
-                "mean_length": r.mean_length,
-                "commands": r.commands_spoken,
-            }
-            for t, r in talk.items()
-        }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        results |= evaluated
+        (run_dir / "table.txt").write_text("\n\n".join(tables) + "\n")
+    print(report.format_share(share))
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"checkpoint: {checkpoint}\nTensorBoard: tensorboard --logdir {run_dir / 'tb'}")
-    for env in (train_env, eval_env, talk_env):
-        env.close()
+    train_env.close()
     return 0
 
 

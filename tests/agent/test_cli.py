@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from daft_agent.cli import main
+from daft_agent.cli.train_report import PERTURBED_TITLE
+from daft_env.store import EpisodeStore
 
 
 def test_daft_train_tiny_state_then_resume(tmp_path, capsys):
@@ -13,12 +16,34 @@ def test_daft_train_tiny_state_then_resume(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "place the bolt upright" in printed and "Average" in printed and "w/ commands" in printed
+    # two Table-I tables, nominal then perturbed, each with both columns
+    nominal, perturbed = printed.index("\nnominal\n"), printed.index(PERTURBED_TITLE)
+    assert nominal < perturbed and printed.count("Success (%) w/ commands") == 2
+    assert "configured target_rate 15.0%" in printed
     run = out / "t"
     assert (run / "checkpoint.zip").exists() and (run / "store").is_dir()
     assert any((run / "tb").glob("events.out.tfevents*"))
     res = json.loads((run / "results.json").read_text())
     assert res["online_env_steps"] == 300
-    assert set(res["autonomous"]) == {"upright", "pickup", "assemble"}
+    tasks = {"upright", "pickup", "assemble"}
+    assert set(res["autonomous"]) == set(res["with_commands"]) == tasks
+    # the perturbed condition beside the nominal keys, with the error it ran under
+    assert set(res["perturbed"]["autonomous"]) == set(res["perturbed"]["with_commands"]) == tasks
+    assert res["perturbed"]["perception_error"] == {"min_offset": 0.005, "max_offset": 0.015}
+    assert res["autonomous"]["upright"]["trials"] == 2
+    # the learning curve: a row every 100 online steps (--tiny), every task in each
+    curve = res["learning_curve"]
+    assert [r["online_step"] for r in curve] == [100, 200, 300]
+    assert all(set(r["autonomous_success"]) == tasks for r in curve)
+    # the realised intervention share matches the store's online episodes of this run
+    share = res["intervention_share"]
+    store = EpisodeStore(run / "store")
+    online = [e for k in ("rollouts", "interventions") for e in store.index(kind=k)]
+    assert share["target_rate"] == 0.15
+    assert 250 < share["episode_steps"] == sum(e.length for e in online) <= 300
+    assert share["intervened_steps"] == sum(e.n_intervened_steps for e in online) > 0
+    assert share["overall"] == share["intervened_steps"] / share["episode_steps"]
+    assert set(share["per_task"]) == tasks
 
     # resume: continues the step count from the checkpoint, reuses the store's demos
     rc = main(
@@ -38,7 +63,11 @@ def test_daft_train_tiny_state_then_resume(tmp_path, capsys):
     )
     assert rc == 0
     assert "resuming" in capsys.readouterr().out
-    assert json.loads((run / "results.json").read_text())["online_env_steps"] == 360
+    res = json.loads((run / "results.json").read_text())
+    assert res["online_env_steps"] == 360
+    # the resumed run keeps its curve and counts the share over the whole run
+    assert [r["online_step"] for r in res["learning_curve"]] == [100, 200, 300]
+    assert 310 < res["intervention_share"]["episode_steps"] <= 360
 
     # daft evaluate prints the table for a checkpoint
     assert main(["evaluate", str(run / "checkpoint.zip"), "--trials", "1"]) == 0
@@ -88,3 +117,54 @@ def test_set_overrides_agent_arguments_and_rejects_unknown_keys():
         _parse_overrides(["learning_rat=1e-3"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         _parse_overrides(["normalize_q"])
+
+
+def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_path, capsys):
+    out = tmp_path / "runs"
+    args = ["train", "--tiny", "--steps", "100", "--eval-every", "0", "--skip-eval"]
+    args += ["--train-perception-error", "1", "--operator-rate", "0.3"]
+    assert main(args + ["--output-dir", str(out), "--name", "pe", "--no-progress"]) == 0
+    res = json.loads((out / "pe" / "results.json").read_text())
+    assert res["train_perception_error"] == 1.0 and res["learning_curve"] == []
+    assert res["intervention_share"]["target_rate"] == 0.3
+    assert "configured target_rate 30.0%" in capsys.readouterr().out
+    for bad in (["--train-perception-error", "1.5"], ["--curve-trials", "0"]):
+        assert main(["train", "--tiny", "--output-dir", str(out), "--name", "x", *bad]) == 1
+        assert "--" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_perception_mix_perturbs_the_chosen_share_of_episodes(p):
+    import gymnasium as gym
+
+    import daft_env  # noqa: F401
+    from daft_agent.cli.train_env import PerceptionMix
+
+    env = PerceptionMix(
+        gym.make("BoltMultiTask-Sim-v0", obs_mode="state", perception_error=True), p, seed=0
+    )
+    truth = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        true_obs, _ = truth.reset(seed=seed)
+        assert info["perception_error"] is bool(p)
+        moved = not np.allclose(obs["state"], true_obs["state"])
+        assert moved is bool(p)  # the policy's view is off exactly in the perturbed episodes
+    env.close()
+    truth.close()
+
+
+def test_intervention_share_sums_steps_per_task():
+    from daft_agent.cli.train_report import intervention_share
+    from daft_env.store import IndexEntry
+
+    def entry(task, length, iv):
+        return IndexEntry(f"{task}/{length}", task, "rollouts", length, False, 0, iv)
+
+    share = intervention_share(
+        [entry("upright", 50, 5), entry("upright", 30, 3), entry("pickup", 20, 10)],
+        ["upright", "pickup", "assemble"],
+        0.15,
+    )
+    assert share["overall"] == 18 / 100 and share["episode_steps"] == 100
+    assert share["per_task"] == {"upright": 8 / 80, "pickup": 0.5, "assemble": None}

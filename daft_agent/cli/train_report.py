@@ -1,0 +1,187 @@
+"""What ``daft train`` reports: a learning curve, two evaluated conditions, the intervention share.
+
+Three figures tell a run apart from its progress bar (issue 10):
+
+* **Learning curve.** :class:`~daft_agent.evaluation.PeriodicEvaluation` runs ``n`` autonomous
+  trials per task on a separate nominal env every ``every`` online steps and logs
+  ``eval/<task>/autonomous_success``. Three success figures appear in TensorBoard, and they
+  differ:
+
+  - ``rollout/<task>/success_rate``: training episodes that ended in success, *including* those
+    the operator rescued;
+  - ``rollout/<task>/autonomous_success_rate``: training episodes that succeeded with no
+    intervened step;
+  - ``eval/<task>/autonomous_success``: the deterministic policy alone on a separate env, the
+    same seeds at every row (what the final table measures, on fewer trials).
+
+  Cost: one row is ``n`` episodes per task of at most 50 steps, inference only (no update); the
+  full run's default (a row every 2,500 of 15,000 steps, 5 trials) adds 6 x 3 x 5 x 50 = 4,500
+  policy steps at most, about a twentieth of the steps' count and far less of their time.
+
+* **Two conditions** at the end, each autonomous and with spoken commands (the simulated operator
+  in speak mode): *nominal*, and *perturbed* with the hidden perception error of
+  :mod:`daft_env.perception` (state observations only; a pixel run skips it and says why).
+
+* **The realised intervention share** of the online phase: intervened steps / online steps,
+  overall and per task, from the store's online episodes (``rollouts`` and ``interventions``) of
+  this run, beside the operator's configured ``target_rate``.
+
+``results.json`` keeps the nominal keys at the top (``autonomous``, ``with_commands``), as
+``daft evaluate --json`` writes them, and adds ``perturbed``, ``learning_curve`` and
+``intervention_share``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from daft_agent.evaluation import (
+    PeriodicEvaluation,
+    evaluate_condition,
+    format_table,
+    make_speaking_env,
+    results_dict,
+)
+
+#: online episode kinds in the store (``demos`` are the offline ones)
+ONLINE_KINDS = ("rollouts", "interventions")
+PERTURBED_TITLE = "perturbed (hidden perception error)"
+
+
+def learning_curve_callback(
+    env_id: str, obs_mode: str, tasks: Sequence[str], every: int, trials: int, seed: int
+) -> PeriodicEvaluation:
+    """The periodic autonomous evaluation of a run, on its own nominal env (made when first used)."""
+
+    def make_env() -> Any:
+        import gymnasium as gym
+
+        return gym.make(env_id, obs_mode=obs_mode)
+
+    return PeriodicEvaluation(make_env, every, trials, tasks, seed=seed)
+
+
+def curve_legend(every: int, trials: int) -> str:
+    """The printed line that says what the curve measures and how it differs from ``rollout/``."""
+    return (
+        f"learning curve: {trials} autonomous trial(s) per task every {every} online steps on a "
+        "separate env -> eval/<task>/autonomous_success (the policy alone); "
+        "rollout/<task>/success_rate counts operator-rescued episodes, "
+        "rollout/<task>/autonomous_success_rate only those with no intervened step"
+    )
+
+
+def merge_curve(previous: Iterable[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict]:
+    """A resumed run's curve: the earlier rows (before the first new one), then the new rows."""
+    first = new[0]["online_step"] if new else float("inf")
+    return [r for r in previous if r.get("online_step", first) < first] + new
+
+
+def online_entries(store: Any) -> list[Any]:
+    """The store's online episodes (index entries), oldest first per task."""
+    return [e for kind in ONLINE_KINDS for e in store.index(kind=kind)]
+
+
+def intervention_share(
+    entries: Iterable[Any], tasks: Sequence[str], target_rate: float
+) -> dict[str, Any]:
+    """Realised share of intervened steps, overall and per task, beside the configured rate.
+
+    share = sum_e n_intervened_steps(e) / sum_e length(e) over the online episodes ``entries``
+    (NaN-free: a task with no online step reports None). Only finished episodes are in the store,
+    so ``episode_steps`` can fall short of the run's online steps by the episode cut off at the
+    end.
+    """
+    steps = dict.fromkeys(tasks, 0)
+    intervened = dict.fromkeys(tasks, 0)
+    for e in entries:
+        if e.task in steps:
+            steps[e.task] += e.length
+            intervened[e.task] += e.n_intervened_steps
+    total, total_iv = sum(steps.values()), sum(intervened.values())
+    return {
+        "target_rate": target_rate,
+        "overall": total_iv / total if total else None,
+        "intervened_steps": total_iv,
+        "episode_steps": total,
+        "per_task": {t: intervened[t] / steps[t] if steps[t] else None for t in tasks},
+    }
+
+
+def format_share(share: dict[str, Any]) -> str:
+    """One line: the realised intervention share, overall and per task, and the target."""
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    per_task = ", ".join(f"{t} {pct(v)}" for t, v in share["per_task"].items())
+    return (
+        f"intervened share of the online steps: {pct(share['overall'])} "
+        f"({share['intervened_steps']}/{share['episode_steps']} steps of finished episodes; "
+        f"{per_task}); "
+        f"configured target_rate {100 * share['target_rate']:.1f}%"
+    )
+
+
+def evaluate_both_conditions(
+    agent: Any,
+    env_id: str,
+    obs_mode: str,
+    tasks: Sequence[str],
+    trials: int,
+    seed: int,
+    perception_error: Any,
+    echo: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], list[str]]:
+    """Nominal and perturbed, each autonomous and with spoken commands, on the same seeds.
+
+    Returns the ``results.json`` fields (nominal at the top level, ``perturbed`` beside them, or
+    ``{"skipped": reason}`` for a pixel run) and the printed tables.
+    """
+    import gymnasium as gym
+
+    conditions: list[tuple[str, str, Any]] = [("nominal", "nominal", None)]
+    results: dict[str, Any] = {}
+    if obs_mode == "state":
+        conditions.append(("perturbed", PERTURBED_TITLE, perception_error))
+    else:
+        reason = (
+            f"the perception error offsets the state observation only; obs_mode={obs_mode!r} "
+            "has no perturbed condition"
+        )
+        echo(f"perturbed condition skipped: {reason}")
+        results["perturbed"] = {"skipped": reason}
+    tables = []
+    for name, title, perception in conditions:
+        env = gym.make(env_id, obs_mode=obs_mode, perception_error=perception)
+        talk_env = make_speaking_env(env_id, obs_mode, perception, seed=seed + 1)
+        try:
+            cond = evaluate_condition(agent, env, talk_env, tasks, trials, seed=seed)
+        finally:
+            env.close()
+            talk_env.close()
+        table = format_table(cond["autonomous"], cond["with_commands"], title=title)
+        echo(table)
+        tables.append(table)
+        entry = results_dict(cond["autonomous"], cond["with_commands"])
+        if name == "nominal":
+            results.update(entry)  # the keys results.json has always had
+        else:
+            err = env.unwrapped.perception_error
+            entry["perception_error"] = {"min_offset": err.min_offset, "max_offset": err.max_offset}
+            results[name] = entry
+    return results, tables
+
+
+__all__ = [
+    "ONLINE_KINDS",
+    "PERTURBED_TITLE",
+    "curve_legend",
+    "evaluate_both_conditions",
+    "format_share",
+    "intervention_share",
+    "learning_curve_callback",
+    "merge_curve",
+    "online_entries",
+]
