@@ -133,7 +133,7 @@ def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_pat
         assert "--" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("p", [0.0, 1.0])
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
 def test_perception_mix_perturbs_the_chosen_share_of_episodes(p):
     import gymnasium as gym
 
@@ -144,14 +144,25 @@ def test_perception_mix_perturbs_the_chosen_share_of_episodes(p):
         gym.make("BoltMultiTask-Sim-v0", obs_mode="state", perception_error=True), p, seed=0
     )
     truth = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
-    for seed in range(3):
+    flags = []
+    for seed in range(8):
         obs, info = env.reset(seed=seed)
         true_obs, _ = truth.reset(seed=seed)
-        assert info["perception_error"] is bool(p)
-        moved = not np.allclose(obs["state"], true_obs["state"])
-        assert moved is bool(p)  # the policy's view is off exactly in the perturbed episodes
+        flags.append(info["perception_error"])
+        # the policy's view is off exactly in the perturbed episodes, true in the others
+        assert (not np.allclose(obs["state"], true_obs["state"])) is info["perception_error"]
+    assert set(flags) == ({False, True} if p == 0.5 else {bool(p)})
     env.close()
     truth.close()
+
+
+def test_train_env_has_the_operator_at_the_requested_rate():
+    from daft_agent.cli.train_env import PerceptionMix, make_train_env
+
+    env = make_train_env("BoltMultiTask-Sim-v0", "state", 0, 0.3, 0.5, True)
+    assert env.device.config.target_rate == 0.3 and env.device.config.mode == "takeover"
+    assert isinstance(env.env, PerceptionMix) and env.env.p == 0.5
+    env.close()
 
 
 def test_intervention_share_sums_steps_per_task():
