@@ -124,6 +124,23 @@ def format_share(share: dict[str, Any]) -> str:
     )
 
 
+def conditions_for(
+    obs_mode: str, perception_error: Any
+) -> tuple[list[tuple[str, str, Any]], str | None]:
+    """``(name, table title, perception_error)`` per condition, and why perturbed is left out.
+
+    The perception error offsets the state observation only (:mod:`daft_env.perception`), so a
+    pixel run has the nominal condition alone, with the reason (None when both run).
+    """
+    nominal = ("nominal", "nominal", None)
+    if obs_mode == "state":
+        return [nominal, ("perturbed", PERTURBED_TITLE, perception_error)], None
+    return [nominal], (
+        f"the perception error offsets the state observation only; obs_mode={obs_mode!r} has no "
+        "perturbed condition"
+    )
+
+
 def evaluate_both_conditions(
     agent: Any,
     env_id: str,
@@ -141,15 +158,9 @@ def evaluate_both_conditions(
     """
     import gymnasium as gym
 
-    conditions: list[tuple[str, str, Any]] = [("nominal", "nominal", None)]
+    conditions, reason = conditions_for(obs_mode, perception_error)
     results: dict[str, Any] = {}
-    if obs_mode == "state":
-        conditions.append(("perturbed", PERTURBED_TITLE, perception_error))
-    else:
-        reason = (
-            f"the perception error offsets the state observation only; obs_mode={obs_mode!r} "
-            "has no perturbed condition"
-        )
+    if reason is not None:
         echo(f"perturbed condition skipped: {reason}")
         results["perturbed"] = {"skipped": reason}
     tables = []
@@ -177,6 +188,7 @@ def evaluate_both_conditions(
 __all__ = [
     "ONLINE_KINDS",
     "PERTURBED_TITLE",
+    "conditions_for",
     "curve_legend",
     "evaluate_both_conditions",
     "format_share",

@@ -179,3 +179,13 @@ def test_intervention_share_sums_steps_per_task():
     )
     assert share["overall"] == 18 / 100 and share["episode_steps"] == 100
     assert share["per_task"] == {"upright": 8 / 80, "pickup": 0.5, "assemble": None}
+
+
+def test_pixel_runs_skip_the_perturbed_condition_and_say_why():
+    from daft_agent.cli.train_report import conditions_for
+
+    both, reason = conditions_for("state", True)
+    assert [c[0] for c in both] == ["nominal", "perturbed"] and reason is None
+    assert both[1][1] == PERTURBED_TITLE and both[1][2] is True and both[0][2] is None
+    only, reason = conditions_for("pixels", True)
+    assert [c[0] for c in only] == ["nominal"] and "state observation only" in reason
