@@ -14,9 +14,11 @@ Three figures tell a run apart from its progress bar (issue 10):
   - ``eval/<task>/autonomous_success``: the deterministic policy alone on a separate env, the
     same seeds at every row (what the final table measures, on fewer trials).
 
-  Cost: one row is ``n`` episodes per task of at most 50 steps, inference only (no update); the
-  full run's default (a row every 2,500 of 15,000 steps, 5 trials) adds 6 x 3 x 5 x 50 = 4,500
-  policy steps at most, about a twentieth of the steps' count and far less of their time.
+  Cost: one row is ``n`` episodes per task of at most 50 steps, inference only (no update). The
+  full run's default (a row every 2,500 of 15,000 steps, 5 trials) runs 6 x 3 x 5 x 50 = 4,500
+  policy steps at most; at the ~5 ms per evaluated step measured for the state preset's
+  full-size networks on this 2-core machine, about 25 s of a run. The final evaluation (50 trials,
+  3 tasks, 2 columns, 2 conditions: at most 30,000 steps) takes up to about 150 s.
 
 * **Two conditions** at the end, each autonomous and with spoken commands (the simulated operator
   in speak mode): *nominal*, and *perturbed* with the hidden perception error of
