@@ -33,7 +33,7 @@ from stable_baselines3.common.logger import configure  # noqa: E402
 
 from daft_agent.agent import DualActorAgent  # noqa: E402
 from daft_agent.cli.collect import collect_demos  # noqa: E402
-from daft_agent.cli.train import _make_envs  # noqa: E402
+from daft_agent.cli.train_env import make_train_env  # noqa: E402
 from daft_agent.fleet import ensure_ray, learn_fleet, sim_fleet  # noqa: E402
 from daft_env.store import EpisodeStore  # noqa: E402
 from daft_env.tasks import TASK_NAMES  # noqa: E402
@@ -83,7 +83,9 @@ def main() -> None:
     ensure_ray(num_cpus=os.cpu_count())
     store = EpisodeStore(tempfile.mkdtemp(prefix="fleet-bench-"))
     collect_demos(store, ENV_ID, list(TASK_NAMES), args.demos, "state", seed=0, progress=False)
-    train_env, eval_env, talk_env = _make_envs(ENV_ID, "state", 0)
+    train_env = make_train_env(
+        ENV_ID, "state", 0, operator_rate=0.15, perception_share=0.0, perception=None
+    )
     agent = DualActorAgent(
         env=train_env,
         store=store,
@@ -110,8 +112,7 @@ def main() -> None:
         f"2 robots / 1 robot: {two / one:.2f}x steps/s (target >= 1.8x) with "
         f"{utd2:.3f} updates per env step (configured utd_ratio {args.utd})"
     )
-    for env in (train_env, eval_env, talk_env):
-        env.close()
+    train_env.close()
 
 
 if __name__ == "__main__":
