@@ -128,9 +128,16 @@ def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_pat
     assert res["train_perception_error"] == 1.0 and res["learning_curve"] == []
     assert res["intervention_share"]["target_rate"] == 0.3
     assert "configured target_rate 30.0%" in capsys.readouterr().out
-    for bad in (["--train-perception-error", "1.5"], ["--curve-trials", "0"]):
+    bad_args = (
+        (["--train-perception-error", "1.5"], "in [0, 1]"),
+        (["--curve-trials", "0"], "--curve-trials must be >= 1"),
+        (["--preset", "pixels", "--train-perception-error", "0.5"], "state observation only"),
+        # the fleet's robots make their own envs: refused, not silently ignored
+        (["--actors", "1", "--operator-rate", "0.3"], "fleet's robots make their own"),
+    )
+    for bad, message in bad_args:
         assert main(["train", "--tiny", "--output-dir", str(out), "--name", "x", *bad]) == 1
-        assert "--" in capsys.readouterr().err
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
