@@ -356,6 +356,11 @@ def run(args: argparse.Namespace) -> int:
             "--train-perception-error and --operator-rate set the in-process training env; the "
             "fleet's robots make their own (leave them out with --actors/--robots)"
         )
+    if args.perception_error is not None and args.perception_error <= 0:
+        raise ConfigError(
+            f"--perception-error is the largest offset in metres, > 0; got {args.perception_error} "
+            "(leave --train-perception-error out to train without it)"
+        )
     perception = as_perception_error(
         PerceptionError() if args.perception_error is None else args.perception_error
     )
