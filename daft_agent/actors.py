@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from daft_agent.encoders import EMBEDDING_KEY
 from daft_agent.errors import AgentConfigError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.update import Learner
@@ -122,7 +123,9 @@ class ActorLoop:
         self.tasks = tuple(tasks)
         self.out = out if out is not None else queue.Queue()
         self.reset_options = reset_options
-        self.recorder = EpisodeRecorder(tasks=self.tasks)
+        # an env under EmbedObservation hands h in the observation: keep it once, as embeddings
+        embedded = EMBEDDING_KEY in getattr(env.observation_space, "spaces", {})
+        self.recorder = EpisodeRecorder(tasks=self.tasks, embed=_cached_h if embedded else None)
         self.generator = torch.Generator()
         if seed is None:
             self.generator.seed()
@@ -175,11 +178,16 @@ class ActorLoop:
         episode = None
         if terminated or truncated:
             episode = self.recorder.finish(info, metadata={"weights_version": self._version})
+            episode.observations.pop(EMBEDDING_KEY, None)  # stored once, as episode.embeddings
             self.out.put(episode)
             self._obs = None
         else:
             self._obs = obs
         return StepResult(obs, float(reward), bool(terminated), bool(truncated), info, episode)
+
+
+def _cached_h(obs: Any) -> np.ndarray:
+    return np.asarray(obs[EMBEDDING_KEY], np.float32)
 
 
 def actor_copy(policy: DualActorPolicy) -> nn.Module:

@@ -18,6 +18,7 @@ prompt. Examples::
 
     daft train                       # preset state: BoltMultiTask-Sim-v0, privileged state
     daft train --preset pixels --tiny
+    daft train --preset vla --backbone smolvla:models/smolvlm   # frozen VLA, cached embeddings
     daft train --name exp1 --resume
     daft train --train-perception-error 0.5 --operator-rate 0.1
     daft train --actors 2            # two robot actors on a local Ray, one learner
@@ -54,6 +55,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "agent": {"batch_size": 64, "utd_ratio": 0.5},
         "network": {"backbone": "pixels"},
     },
+    # a frozen VLA (--backbone NAME:PATH) runs once per observation on the actor side; the
+    # learner reads its cached embeddings (Eq. 17), so an update costs about what a state one does
+    "vla": _RUN
+    | {
+        "obs_mode": "pixels",
+        "agent": {"batch_size": 256, "utd_ratio": 1.0},
+        "network": {"backbone": "embedding"},
+    },
 }
 #: sizes used by --tiny (CI and tests): a few hundred steps end to end
 TINY = {
@@ -79,6 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--env", default=None, help="env id (default: the preset's, BoltMultiTask-Sim-v0)"
+    )
+    parser.add_argument(
+        "--backbone",
+        default=None,
+        metavar="NAME:PATH",
+        help="the frozen VLA backbone of --preset vla and its local checkpoint directory, e.g. "
+        "smolvla:models/smolvlm (see daft embed)",
     )
     parser.add_argument(
         "--name", default=None, help="run name under --output-dir (default: the preset name)"
@@ -364,6 +380,11 @@ def run(args: argparse.Namespace) -> int:
     perception = as_perception_error(
         PerceptionError() if args.perception_error is None else args.perception_error
     )
+    if (args.preset == "vla") != (args.backbone is not None) or (args.backbone and on_fleet):
+        raise ConfigError(
+            "--preset vla needs --backbone NAME:PATH (e.g. smolvla:models/smolvlm), --backbone "
+            "is only for --preset vla, and it runs in-process (no --actors/--robots yet)"
+        )
 
     train_env = make_train_env(
         env_id,
@@ -379,11 +400,23 @@ def run(args: argparse.Namespace) -> int:
         else None
     )
     task_list = tasks or [train_env.unwrapped.task.name]
+    wrap: Any = lambda env: env  # noqa: E731
+    if args.backbone is not None:  # one frozen backbone; every env's observations carry its h
+        from daft_agent.backbones.cache import EmbedObservation, frozen_backbone
+
+        backbone = frozen_backbone(args.backbone, train_env.observation_space, tasks=task_list)
+        wrap = lambda env: EmbedObservation(env, backbone)  # noqa: E731
+        train_env = wrap(train_env)
 
     # (1) demonstrations
     if any(store.count(task=t, kind="demos") == 0 for t in task_list):
         print(f"collecting {demos} expert demos per task into {store.root}")
         _collect(store, env_id, task_list, demos, preset["obs_mode"], args.seed, progress)
+    if args.backbone is not None:  # the learner reads cached h only: embed what the store lacks
+        from daft_agent.backbones.cache import embed_store
+
+        done = embed_store(store, backbone).embedded
+        print(f"embedded {done} stored episodes with {args.backbone}")
 
     agent_kwargs = dict(preset["agent"])
     network = dict(preset["network"])
@@ -465,7 +498,13 @@ def run(args: argparse.Namespace) -> int:
         )
         if eval_every:
             curve = report.learning_curve_callback(
-                env_id, preset["obs_mode"], task_list, eval_every, curve_trials, args.seed + 20_000
+                env_id,
+                preset["obs_mode"],
+                task_list,
+                eval_every,
+                curve_trials,
+                args.seed + 20_000,
+                wrap=wrap,
             )
             cb = [cb, curve]
             print(report.curve_legend(eval_every, curve_trials))
@@ -493,7 +532,14 @@ def run(args: argparse.Namespace) -> int:
     }
     if not args.skip_eval and trials > 0:
         evaluated, tables = report.evaluate_both_conditions(
-            agent, env_id, preset["obs_mode"], task_list, trials, args.seed + 10_000, perception
+            agent,
+            env_id,
+            preset["obs_mode"],
+            task_list,
+            trials,
+            args.seed + 10_000,
+            perception,
+            wrap=wrap,
         )
         results |= evaluated
         (run_dir / "table.txt").write_text("\n\n".join(tables) + "\n")

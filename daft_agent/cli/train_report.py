@@ -52,14 +52,23 @@ PERTURBED_TITLE = "perturbed (hidden perception error)"
 
 
 def learning_curve_callback(
-    env_id: str, obs_mode: str, tasks: Sequence[str], every: int, trials: int, seed: int
+    env_id: str,
+    obs_mode: str,
+    tasks: Sequence[str],
+    every: int,
+    trials: int,
+    seed: int,
+    wrap: Callable[[Any], Any] = lambda env: env,
 ) -> PeriodicEvaluation:
-    """The periodic autonomous evaluation of a run, on its own nominal env (made when first used)."""
+    """The periodic autonomous evaluation of a run, on its own nominal env (made when first used).
+
+    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h).
+    """
 
     def make_env() -> Any:
         import gymnasium as gym
 
-        return gym.make(env_id, obs_mode=obs_mode)
+        return wrap(gym.make(env_id, obs_mode=obs_mode))
 
     return PeriodicEvaluation(make_env, every, trials, tasks, seed=seed)
 
@@ -152,8 +161,11 @@ def evaluate_both_conditions(
     seed: int,
     perception_error: Any,
     echo: Callable[[str], None] = print,
+    wrap: Callable[[Any], Any] = lambda env: env,
 ) -> tuple[dict[str, Any], list[str]]:
     """Nominal and perturbed, each autonomous and with spoken commands, on the same seeds.
+
+    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h).
 
     Returns the ``results.json`` fields (nominal at the top level, ``perturbed`` beside them, or
     ``{"skipped": reason}`` for a pixel run) and the printed tables.
@@ -167,8 +179,8 @@ def evaluate_both_conditions(
         results["perturbed"] = {"skipped": reason}
     tables = []
     for name, title, perception in conditions:
-        env = gym.make(env_id, obs_mode=obs_mode, perception_error=perception)
-        talk_env = make_speaking_env(env_id, obs_mode, perception, seed=seed + 1)
+        env = wrap(gym.make(env_id, obs_mode=obs_mode, perception_error=perception))
+        talk_env = wrap(make_speaking_env(env_id, obs_mode, perception, seed=seed + 1))
         try:
             cond = evaluate_condition(agent, env, talk_env, tasks, trials, seed=seed)
         finally:

@@ -161,3 +161,24 @@ def test_store_errors_are_clear(tmp_path, smolvla_dir, capsys):
     with pytest.raises(StoreError, match="not valid JSON"):
         (tmp_path / IDENTITY_FILE).write_text("{")
         read_embedding_identity(tmp_path)
+
+
+def test_daft_train_vla_tiny_runs_on_cached_smolvla_embeddings(tmp_path, smolvla_dir, capsys):
+    out = tmp_path / "runs"
+    spec = f"smolvla:{smolvla_dir}"
+    argv = ["train", "--preset", "vla", "--tiny", "--output-dir", str(out), "--name", "v"]
+    rc = main([*argv, "--backbone", spec, "--no-progress", "--steps", "120", "--eval-trials", "1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "embedded 6 stored episodes" in printed and "Average" in printed
+    store = EpisodeStore(out / "v" / "store", mode="r")
+    kinds = {e.kind for e in store.index()}
+    assert "demos" in kinds and kinds - {"demos"}  # online episodes were stored too
+    for ep in store.episodes():  # every episode, demos and online, carries h; none twice
+        assert ep.embeddings.shape == (len(ep) + 1, 32)
+        assert EMBEDDING_KEY not in ep.observations
+    assert read_embedding_identity(store.root)["backbone"] == "smolvla"
+    assert json.loads((out / "v" / "results.json").read_text())["online_env_steps"] == 120
+    # the vla preset without a backbone is refused with the fix
+    assert main([*argv, "--no-progress"]) == 1
+    assert "--preset vla needs --backbone NAME:PATH" in capsys.readouterr().err
