@@ -180,8 +180,9 @@ class DualActorReplay:
         if EMBEDDING_KEY in self.obs_keys:
             if episode.embeddings is None:
                 raise SpaceMismatchError(
-                    "this agent reads cached backbone embeddings but an episode has none; "
-                    "run daft_agent.encoders.embed_episode on episodes before storing them"
+                    f"this agent reads cached backbone embeddings but an episode of task "
+                    f"{episode.task!r} has none; fill the store's cache first: daft embed "
+                    "--store STORE --backbone NAME:PATH"
                 )
             obs[EMBEDDING_KEY] = episode.embeddings
         missing = [k for k in self.obs_keys if k not in obs]
