@@ -379,8 +379,12 @@ class EpisodeStore:
         if new_dir:
             fsync_path(directory.parent)
             fsync_path(self.root)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = f"ep_{stamp}_{time.time_ns() % 10**9:09d}_{os.getpid()}_{secrets.token_hex(3)}.h5"
+        # One clock reading for both parts of the name: names sort oldest first (the order
+        # ``episodes`` yields). Two readings straddling a second boundary once filed an episode
+        # a second early and reordered a seeded run's listing.
+        now = time.time_ns()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9))
+        name = f"ep_{stamp}_{now % 10**9:09d}_{os.getpid()}_{secrets.token_hex(3)}.h5"
         final = directory / name
         tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{name}.partial"
         try:

@@ -450,3 +450,22 @@ def test_sigkill_mid_episode_of_a_real_collection_loses_only_that_episode(tmp_pa
     store = EpisodeStore(root)
     store.add(make_episode(task="pickup", kind="demos", T=4, images=False))
     assert store.count(task="pickup", kind="demos") == 4
+
+
+def test_episodes_are_listed_in_the_order_they_were_added_across_a_second_boundary(
+    tmp_path, monkeypatch
+):
+    """A seeded run compares listings episode by episode, so the oldest-first order must hold
+    even when consecutive adds straddle a second (the name's date and its nanoseconds once came
+    from two clock readings and could disagree)."""
+    import daft_env.store as store_module
+
+    second = 1_800_000_000 * 10**9
+    ticks = iter([second - 2, second + 1, second + 3 * 10**8])
+    monkeypatch.setattr(store_module.time, "time_ns", lambda: next(ticks))
+    store = EpisodeStore(tmp_path / "s")
+    added = [make_episode(seed=s, images=False, embeddings=False) for s in range(3)]
+    for ep in added:
+        store.add(ep)
+    listed = list(store.episodes())
+    assert [ep.actions.tobytes() for ep in listed] == [ep.actions.tobytes() for ep in added]
