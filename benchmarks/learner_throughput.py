@@ -11,6 +11,10 @@ matter; each round prints its own):
 * ``SAC.train(gradient_steps=1, batch_size)`` of Stable-Baselines3 on a filled replay buffer of
   the same observation space (32-d state, gripper, task id), ``net_arch`` the same widths.
 
+A fourth, the online update on cached 640-d frozen-backbone embeddings (the ``vla`` preset's
+``embedding`` backbone, h as SmolVLM2-500M's Eq. 17 pooling gives it), is reported against the
+state-preset online update (issue 13).
+
 Targets (issue 10): online >= 0.8x SAC, warm-up >= 0.35x SAC.
 
 Usage: ``python benchmarks/learner_throughput.py [--rounds 5] [--seconds 4] [--profile]``.
@@ -34,7 +38,7 @@ from stable_baselines3 import SAC  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
 
 from daft_agent.buffers import DualActorReplay  # noqa: E402
-from daft_agent.encoders import VocabularyCommandEncoder  # noqa: E402
+from daft_agent.encoders import EMBEDDING_KEY, VocabularyCommandEncoder  # noqa: E402
 from daft_agent.policies import DualActorPolicy, NetworkConfig  # noqa: E402
 from daft_agent.update import Learner, LearnerConfig  # noqa: E402
 from daft_env.episode import Episode  # noqa: E402
@@ -84,12 +88,28 @@ def random_episode(task: str, kind: str, rng: np.random.Generator, steps: int = 
     )
 
 
-def make_learner(episodes_per_kind: int, seed: int = 0) -> Learner:
-    """DualActorAgent's default networks and update settings over random buffers."""
+#: size of h from the smolvla backbone on SmolVLM2-500M (2 x key-value heads x head size, Eq. 17)
+EMBEDDING_DIM = 640
+
+
+def make_learner(
+    episodes_per_kind: int, seed: int = 0, embedding_dim: int | None = None
+) -> Learner:
+    """DualActorAgent's default networks and update settings over random buffers.
+
+    With ``embedding_dim`` the observations are cached frozen-backbone embeddings h (the
+    ``embedding`` backbone of ``daft train --preset vla``) instead of the privileged state.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    obs_space = observation_space()
     encoder = VocabularyCommandEncoder()
+    if embedding_dim is None:
+        obs_space, extra = observation_space(), {}
+    else:
+        obs_space = spaces.Dict(
+            {EMBEDDING_KEY: spaces.Box(-np.inf, np.inf, (embedding_dim,), np.float32)}
+        )
+        extra = {"backbone": "embedding"}
     policy = DualActorPolicy(
         obs_space,
         action_space(),
@@ -97,12 +117,17 @@ def make_learner(episodes_per_kind: int, seed: int = 0) -> Learner:
         tasks=TASK_NAMES,
         command_dim=encoder.dim,
         optimizer_kwargs={"fused": True},  # as DualActorAgent builds it
+        **extra,
     )
-    replay = DualActorReplay(TASK_NAMES, list(obs_space.spaces), gamma=0.97, min_rollouts=1)
+    keys = list(obs_space.spaces)
+    replay = DualActorReplay(TASK_NAMES, keys, gamma=0.97, min_rollouts=1)
     for task in TASK_NAMES:
         for kind in ("demos", "rollouts", "interventions"):
             for _ in range(episodes_per_kind):
-                replay.add_episode(random_episode(task, kind, rng))
+                ep = random_episode(task, kind, rng)
+                if embedding_dim is not None:
+                    ep.embeddings = rng.normal(size=(len(ep) + 1, embedding_dim)).astype(np.float32)
+                replay.add_episode(ep)
     return Learner(policy, replay, encoder, LearnerConfig(), seed=seed)
 
 
@@ -206,10 +231,12 @@ def main() -> None:
     hidden = NetworkConfig().critic_hidden
     assert NetworkConfig().actor_hidden == hidden, "SAC's net_arch stands for both widths"
     sac = make_sac(hidden, cfg.batch_size, transitions=10_000)
+    vla = make_learner(episodes_per_kind=8, embedding_dim=EMBEDDING_DIM)
     contenders = {
         "online": lambda: learner.update("online"),
         "warmup": lambda: learner.update("warmup"),
         "sac": lambda: sac.train(gradient_steps=1, batch_size=cfg.batch_size),
+        "vla_online": lambda: vla.update("online"),
     }
     for fn in contenders.values():  # warm caches and the optimisers' state
         for _ in range(3):
@@ -238,8 +265,13 @@ def main() -> None:
         print(f"dual-actor online updates/s:   {show(rates['online'])}")
         print(f"dual-actor warm-up updates/s:  {show(rates['warmup'])}")
         print(f"SB3 SAC updates/s:             {show(rates['sac'])}")
+        print(f"online, cached {EMBEDDING_DIM}-d h:   {show(rates['vla_online'])}")
     print(f"RATIO online / SAC (CPU):      {show(ratio(cpu, 'online'))}   target >= 0.80")
     print(f"RATIO warm-up / SAC (CPU):     {show(ratio(cpu, 'warmup'))}   target >= 0.35")
+    print(
+        "RATIO cached-embedding online / state online (CPU): "
+        + show([a / b for a, b in zip(cpu["vla_online"], cpu["online"], strict=True)])
+    )
     print(f"RATIO online / SAC (wall):     {show(ratio(wall, 'online'))}")
     print(f"RATIO warm-up / SAC (wall):    {show(ratio(wall, 'warmup'))}")
     print(f"load average while measuring: {np.round(os.getloadavg(), 2).tolist()}")
