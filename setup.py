@@ -46,14 +46,15 @@ setup(
             "sentencepiece>=0.2",
             # LeRobotDataset export/import tests (daft_env/lerobot.py)
             "pyarrow>=14",
-            # the fleet tests start robot actors on a local Ray (daft_agent/fleet/)
-            "ray>=2.9",
+            # the fleet tests start robot actors on a local Ray (daft_agent/fleet/); the
+            # experiment grid (daft experiment table1) is a Ray Tune experiment
+            "ray[tune]>=2.9",
         ],
         "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
         # smolvla and readout backbones load with dtype=..., which transformers takes from 4.56
         "vla": ["transformers>=4.56", "sentencepiece>=0.2"],
         "lerobot": ["pyarrow>=14"],
-        "distributed": ["ray>=2.9"],
+        "distributed": ["ray[tune]>=2.9"],
     },
     entry_points={"console_scripts": ["daft=daft_agent.cli:main"]},
 )

@@ -95,6 +95,8 @@ class DualActorAgent(BaseAlgorithm):
         task_weight_c, task_weight_clip: c and [eps_min, eps_max] of Eq. 16.
         calql_alpha, calql_n_actions, calql_temperature: Cal-QL regulariser.
         refinement_bc_trains_primary, bc_on_rollouts, normalize_q: see :class:`LearnerConfig`.
+        refinement, train_critics, shared_critic: the ablation switches of :class:`LearnerConfig`
+            (Table I's baselines, :mod:`daft_agent.baselines`).
         warmup_steps: offline updates run by :meth:`learn` before going online (minus those done).
         utd_ratio, max_update_lag, weight_sync_interval, lockstep: pacing of the learner
             against the env, see :class:`~daft_agent.actors.RunnerConfig`. ``lockstep=True``
@@ -137,6 +139,9 @@ class DualActorAgent(BaseAlgorithm):
         refinement_bc_trains_primary: bool = LearnerConfig.refinement_bc_trains_primary,
         bc_on_rollouts: bool = LearnerConfig.bc_on_rollouts,
         normalize_q: bool = LearnerConfig.normalize_q,
+        refinement: bool = LearnerConfig.refinement,
+        train_critics: bool = LearnerConfig.train_critics,
+        shared_critic: bool = LearnerConfig.shared_critic,
         warmup_steps: int = 2000,
         utd_ratio: float = RunnerConfig.utd_ratio,
         max_update_lag: int = RunnerConfig.max_update_lag,

@@ -42,6 +42,13 @@ class LearnerConfig:
     refinement_bc_trains_primary: bool = True
     bc_on_rollouts: bool = True
     normalize_q: bool = False
+    #: Table I's ablations as switches of the same update (daft_agent.baselines): ``refinement``
+    #: False trains no refinement actor (w/o dual); ``train_critics`` False steps no critic, for
+    #: BC alone (HG-DAgger, needs lambda_2 = 0); ``shared_critic`` routes every task's rows to one
+    #: critic, task 0's members (HIL-ConRFT's single critic).
+    refinement: bool = True
+    train_critics: bool = True
+    shared_critic: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 2 or self.refinement_batch_size < 1:
@@ -60,6 +67,14 @@ class LearnerConfig:
         if self.calql_n_actions < 1 or self.calql_alpha < 0 or self.calql_temperature <= 0:
             raise AgentConfigError(
                 "need calql_n_actions >= 1, calql_alpha >= 0, calql_temperature > 0"
+            )
+        if not self.train_critics and (
+            self.lambdas.warmup[1] or self.lambdas.online[1] or (self.refinement and self.eta[1])
+        ):
+            raise AgentConfigError(
+                "train_critics=False leaves the critics untrained, so the actor's Q term would "
+                "chase noise; set lambda_2 = 0 in both phases (lambda_warmup=(1, 0), "
+                "lambda_online=(1, 0)) and refinement=False (or eta_2 = 0)"
             )
 
 
@@ -187,18 +202,24 @@ class Learner:
             raw = self.replay.sample_online(cfg.batch_size, self.rng)
         joined = _tensors(concat_batches(raw), self.device)
         sizes = [len(b["actions"]) for b in raw]
-        routing = pol.critics.routing(joined["task_index"])
+        routing = pol.critics.routing(self._critic_rows(joined["task_index"]))
         stats: dict[str, float] = {}
 
         # Critics (lines 5 / 13): each task's critic on its own minibatch B^i.
-        critic_loss = self._critic_losses(joined, routing, phase, stats)
-        pol.critics.optimizer.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        pol.critics.optimizer.step()
+        if cfg.train_critics:
+            critic_loss = self._critic_losses(joined, routing, phase, stats)
+            pol.critics.optimizer.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            pol.critics.optimizer.step()
 
         self._actor_and_refinement_step(joined, routing, sizes, phase, lam_bc, lam_q, stats)
-        torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
+        if cfg.train_critics:
+            torch._foreach_lerp_(self._target_params, self._critic_params, cfg.tau)
         return stats
+
+    def _critic_rows(self, task_index: torch.Tensor) -> torch.Tensor:
+        """The critic each row goes to: its task's, or task 0's for all with ``shared_critic``."""
+        return torch.zeros_like(task_index) if self.cfg.shared_critic else task_index
 
     def _actor_and_refinement_step(
         self,
@@ -214,7 +235,7 @@ class Learner:
         # Refinement actor (line 16), online only: Eq. 11 on the talk-tweak buffer.
         tt = (
             self.replay.sample_talk_tweak(cfg.refinement_batch_size, self.rng)
-            if phase == "online"
+            if phase == "online" and cfg.refinement
             else None
         )
         t = None if tt is None else _tensors(tt, self.device)
@@ -243,7 +264,9 @@ class Learner:
             # mu(s, l_rf) and mu(s, [null]) in one pass of the refinement actor.
             both_obs = {k: torch.cat([v, v]) for k, v in t["obs"].items()}
             mu_cmd, mu_null = pol.refinement(both_obs, torch.cat([cmd, null])).split(cmd.shape[0])
-            both_routing = pol.critics.routing(torch.cat([joined["task_index"], t["task_index"]]))
+            both_routing = pol.critics.routing(
+                self._critic_rows(torch.cat([joined["task_index"], t["task_index"]]))
+            )
 
             def q_both(refined: torch.Tensor) -> torch.Tensor:
                 # Eq. 9's Q of the refined actions and Eq. 15's Q of pi(s) in one critic call.
@@ -267,13 +290,15 @@ class Learner:
                 stats[f"refinement/{k}_loss"] = float(v.detach())
             stats["refinement/mu_abs"] = float(mu_cmd.detach().abs().mean())
         q_pi = scored.get("primary")
-        if q_pi is None:
+        if q_pi is None and cfg.train_critics:
             q_pi = pol.critics(joined["obs"], a_pi, routing, detach_params=True).min(0).values
+        if q_pi is None:  # BC alone (train_critics=False): no Q term at all
+            q_pi = torch.zeros(n_main, device=self.device)
         q_per_task = list(q_pi.split(list(sizes)))
         q_bar = torch.stack([q.mean() for q in q_per_task]).detach()
         eps = task_weights(q_bar, cfg.task_weight_c, *cfg.task_weight_clip)
         q_loss = weighted_actor_q_loss(q_per_task, eps)
-        if cfg.normalize_q:
+        if cfg.normalize_q and cfg.train_critics:
             # TD3+BC (Fujimoto & Gu, 2021): divide the Q term by the batch's detached mean |Q| so
             # lambda_2 weighs it relative to BC whatever the scale of the returns. Without it a
             # Q of O(1) swamps a BC error of O(1e-3) and pulls actions off the demonstrations.
