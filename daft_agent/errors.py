@@ -25,11 +25,16 @@ class UnknownCommandError(DaftError, ValueError):
     """A refinement command that the command encoder's vocabulary does not cover."""
 
 
+class ExperimentError(DaftError):
+    """A trial of an experiment grid failed (``daft experiment``; finished trials are kept)."""
+
+
 __all__ = [
     "AgentConfigError",
     "CheckpointError",
     "DaftError",
     "EmptyStoreError",
+    "ExperimentError",
     "SpaceMismatchError",
     "UnknownCommandError",
 ]

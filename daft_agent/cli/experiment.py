@@ -1,0 +1,140 @@
+"""``daft experiment table1|curves``: the paper's experiments as commands.
+
+``table1`` runs every Table I row (``--rows``) for ``--seeds`` seeds as one Ray Tune experiment
+(trials across the local cores, or a cluster with ``--address``), each under the same env, the
+same demonstrations per task, the same simulated operator and the same online budget. It writes
+``<output>/table1.json``, ``table1.md`` (shaped like Table I) and ``table1.png``. A killed sweep
+continues with ``--resume``: finished trials are kept.
+
+``curves`` draws Fig. 5 (success against online steps, DAFT and w/o dual, seed bands) from the
+learning curves in ``table1.json``: ``curves.png`` and ``curves.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hardware.errors import ConfigError
+
+#: --tiny: all rows, a few hundred steps, one seed, tiny networks (the suite runs it)
+TINY = {
+    "demos": 2,
+    "online_steps": 150,
+    "eval_trials": 1,
+    "eval_every": 75,
+    "curve_trials": 1,
+    "settings": {
+        "warmup_steps": 10,
+        "batch_size": 16,
+        "min_rollouts_per_task": 5,
+        "hidden": (16, 16),
+        "learning_starts": 20,
+    },
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``experiment`` sub-commands and their options."""
+    sub = parser.add_subparsers(dest="experiment", metavar="experiment", required=True)
+    t = sub.add_parser("table1", help="Table I: every baseline, mean ± std over seeds")
+    t.add_argument("--seeds", type=int, default=2, help="seeds per row (0, 1, ...)")
+    t.add_argument("--rows", default=None, help="comma-separated rows (default: all six)")
+    t.add_argument("--tiny", action="store_true", help="a few hundred steps, tiny nets, 1 seed")
+    t.add_argument("--steps", type=int, default=None, help="online steps per trial")
+    t.add_argument("--eval-trials", type=int, default=None, help="final trials per task")
+    t.add_argument("--eval-every", type=int, default=None, help="steps between curve points")
+    t.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    t.add_argument("--cpus-per-trial", type=float, default=1.0)
+    t.add_argument("--resume", action="store_true", help="continue a killed sweep")
+    t.add_argument("--output-dir", default="results")
+    c = sub.add_parser("curves", help="Fig. 5: success vs online steps, DAFT and w/o dual")
+    c.add_argument("--output-dir", default="results", help="where table1.json is")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from daft_agent.baselines import BaselineSettings
+    from daft_agent.experiments.runner import ExperimentConfig
+
+    base: dict[str, Any] = dict(TINY) if args.tiny else {}
+    settings = BaselineSettings(**base.pop("settings", {}))
+    for key, value in (
+        ("online_steps", args.steps),
+        ("eval_trials", args.eval_trials),
+        ("eval_every", args.eval_every),
+    ):
+        if value is not None:
+            base[key] = value
+    return ExperimentConfig(settings=settings, **base)
+
+
+def _table1(args: argparse.Namespace) -> int:
+    from daft_agent.baselines import BASELINES
+    from daft_agent.experiments import table1
+    from daft_agent.experiments.runner import run_grid, tasks_of
+    from daft_env.tasks import INSTRUCTIONS
+
+    rows = list(BASELINES) if args.rows is None else [r.strip() for r in args.rows.split(",")]
+    seeds = 1 if args.tiny else args.seeds
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1; got {args.seeds}")
+    cfg = _config(args)
+    out = Path(args.output_dir)
+    t0 = time.time()
+    trials = run_grid(
+        rows,
+        list(range(seeds)),
+        cfg,
+        out,
+        "table1",
+        resume=args.resume,
+        address=args.address,
+        cpus_per_trial=args.cpus_per_trial,
+    )
+    tasks = tasks_of(cfg.env_id, cfg.obs_mode)
+    summary = table1.summarise(trials, tasks)
+    md = table1.markdown(summary, tasks, dict(INSTRUCTIONS))
+    result = {
+        "experiment": cfg.as_dict(),
+        "rows": rows,
+        "seeds": list(range(seeds)),
+        "wall_seconds": time.time() - t0,
+        "summary": summary,
+        "trials": trials,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table1.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "table1.md").write_text(md)
+    table1.plot(summary, tasks, out / "table1.png")
+    print(md)
+    print(f"wrote {out / 'table1.json'}, {out / 'table1.md'}, {out / 'table1.png'}")
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from daft_agent.baselines import BASELINES
+    from daft_agent.experiments import curves
+
+    out = Path(args.output_dir)
+    source = out / "table1.json"
+    if not source.exists():
+        raise ConfigError(f"no {source}; run daft experiment table1 --output-dir {out} first")
+    data = curves.curves(json.loads(source.read_text())["trials"])
+    (out / "curves.json").write_text(json.dumps(data, indent=2) + "\n")
+    curves.plot(data, {r: BASELINES[r][1] for r in data}, out / "curves.png")
+    for row, c in data.items():
+        shown = ", ".join(f"{s}: {m:.0f}%" for s, m in zip(c["step"], c["mean"], strict=True))
+        print(f"{BASELINES[row][1]}: {shown}")
+    print(f"wrote {out / 'curves.json'}, {out / 'curves.png'}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``daft experiment``; returns the exit status."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    handlers = {"table1": _table1, "curves": _curves}
+    return handlers[args.experiment](args)

@@ -1,0 +1,299 @@
+"""The shared runner of the paper's experiments: one trial per (row, seed), a Ray Tune grid.
+
+Every trial of a grid gets the same env (``env_id`` in ``obs_mode``, under the same simulated
+operator at the same ``operator_rate``), a private copy of the same demonstration store
+(collected once, :func:`prepare_demos`) and the same online budget, so rows differ only in the
+learner (:mod:`daft_agent.baselines`). The grid is a Ray Tune experiment whose state lives under
+``<output>/tune``: a killed sweep restored with ``resume=True`` runs only the trials that had not
+finished, and a finished trial's ``trials/<row>-seed<k>.json`` is never recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daft_agent.baselines import BASELINES, COMMAND_ROWS, BaselineSettings
+from daft_agent.errors import AgentConfigError, ExperimentError
+
+#: where a grid keeps its Ray Tune state, below the output folder
+TUNE_DIR = "tune"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything every trial of one grid shares.
+
+    Args:
+        env_id: the training and evaluation env.
+        obs_mode: its observation mode.
+        demos: expert demonstrations per task in the shared store.
+        online_steps: the online budget of every row.
+        operator_rate: target intervention rate of the simulated operator (daft train's).
+        eval_trials: final evaluation episodes per task.
+        eval_every: online steps between learning-curve rows (0: no curve).
+        curve_trials: episodes per task in each learning-curve row.
+        settings: the learners' shared sizes.
+    """
+
+    env_id: str = "BoltMultiTask-Sim-v0"
+    obs_mode: str = "state"
+    demos: int = 20
+    online_steps: int = 15_000
+    operator_rate: float = 0.15
+    eval_trials: int = 25
+    eval_every: int = 2_500
+    curve_trials: int = 5
+    settings: BaselineSettings = field(default_factory=BaselineSettings)
+
+    def __post_init__(self) -> None:
+        if self.demos < 1 or self.online_steps < 1 or self.eval_trials < 1:
+            raise AgentConfigError("an experiment needs demos, online_steps and eval_trials >= 1")
+        if self.eval_every < 0 or self.curve_trials < 1:
+            raise AgentConfigError("eval_every must be >= 0 and curve_trials >= 1")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (for the trial config and the results file)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
+        """Inverse of :meth:`as_dict`."""
+        s = dict(d["settings"])
+        if s.get("hidden") is not None:
+            s["hidden"] = tuple(s["hidden"])
+        return cls(**{**d, "settings": BaselineSettings(**s)})
+
+
+def tasks_of(env_id: str, obs_mode: str) -> list[str]:
+    """The env's task names in ``task_id`` order (a single-task env's own task)."""
+    import gymnasium as gym
+
+    import daft_env  # noqa: F401  (registers the ids)
+    from daft_env.tasks import TASK_NAMES
+
+    env = gym.make(env_id, obs_mode=obs_mode)
+    try:
+        space = env.observation_space
+        if "task_id" in space.spaces:
+            return list(TASK_NAMES[: space["task_id"].n])
+        return [env.unwrapped.task.name]
+    finally:
+        env.close()
+
+
+def prepare_demos(root: Path, cfg: ExperimentConfig, seed: int = 0) -> Path:
+    """The shared demonstration store at ``root/demos``, collected once (kept if complete)."""
+    from daft_agent.cli.collect import collect_demos
+    from daft_env.store import EpisodeStore
+
+    path = root / "demos"
+    store = EpisodeStore(path)
+    tasks = tasks_of(cfg.env_id, cfg.obs_mode)
+    missing = [t for t in tasks if store.count(task=t, kind="demos") < cfg.demos]
+    if missing:
+        shutil.rmtree(path)
+        store = EpisodeStore(path)
+        collect_demos(store, cfg.env_id, tasks, cfg.demos, cfg.obs_mode, seed=seed, progress=False)
+    return path
+
+
+def trial_path(root: Path, row: str, seed: int) -> Path:
+    """Where trial (row, seed) writes its results."""
+    return root / "trials" / f"{row}-seed{seed}.json"
+
+
+def _task_results(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    return {
+        t: {"success_rate": r.success_rate, "mean_length": r.mean_length, "trials": r.trials}
+        for t, r in results.items()
+    }
+
+
+def _intervention_counter() -> Any:
+    """An SB3 callback counting online steps and intervened ones (every row, SAC ones too)."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class InterventionCounter(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.steps = self.intervened = 0
+
+        def _on_step(self) -> bool:
+            self.steps += 1
+            self.intervened += int(bool(self.locals["infos"][0].get("intervened", False)))
+            return True
+
+    return InterventionCounter()
+
+
+def run_trial(row: str, seed: int, cfg: ExperimentConfig, root: Path) -> dict[str, Any]:
+    """Train row ``row`` with ``seed`` on the shared demos, evaluate it, write its JSON.
+
+    Returns the trial's results: ``autonomous`` (and ``with_commands`` for a row that takes
+    commands) success rate and mean length per task, ``learning_curve`` (DualActorAgent rows),
+    ``intervention_share`` (overall for every row, per task where the row stores its episodes),
+    ``train_seconds``. A trial whose JSON exists returns it without training.
+    """
+    import gymnasium as gym
+    import torch
+
+    from daft_agent.baselines import make_baseline
+    from daft_agent.cli import train_report as report
+    from daft_agent.cli.train_env import make_train_env
+    from daft_agent.evaluation import evaluate_tasks, make_speaking_env
+    from daft_env.store import EpisodeStore
+
+    out = trial_path(root, row, seed)
+    if out.exists():  # finished before a resume: never recompute
+        return json.loads(out.read_text())
+    torch.set_num_threads(1)
+    work = root / "work" / f"{row}-seed{seed}"
+    if work.exists():
+        shutil.rmtree(work)  # a trial killed midway starts over from the shared demos
+    shutil.copytree(root / "demos", work / "store")
+    store = EpisodeStore(work / "store")
+    tasks = tasks_of(cfg.env_id, cfg.obs_mode)
+    env = make_train_env(cfg.env_id, cfg.obs_mode, seed, cfg.operator_rate, 0.0, None)
+    model = make_baseline(row, env, store, seed, cfg.settings)
+    curve = None
+    if cfg.eval_every and hasattr(model, "replay"):  # DualActorAgent rows log a curve
+        curve = report.learning_curve_callback(
+            cfg.env_id, cfg.obs_mode, tasks, cfg.eval_every, cfg.curve_trials, seed + 20_000
+        )
+    counter = _intervention_counter()
+    t0 = time.time()
+    model.learn(cfg.online_steps, callback=[counter] + ([curve] if curve else []))
+    train_seconds = time.time() - t0
+    eval_env = gym.make(cfg.env_id, obs_mode=cfg.obs_mode)
+    results: dict[str, Any] = {
+        "row": row,
+        "label": BASELINES[row][1],
+        "seed": seed,
+        "online_steps": cfg.online_steps,
+        "train_seconds": train_seconds,
+        "autonomous": _task_results(
+            evaluate_tasks(model, eval_env, tasks, cfg.eval_trials, seed + 10_000)
+        ),
+        "learning_curve": curve.as_json() if curve is not None else [],
+        # per task from the stored episodes (DualActorAgent rows store theirs); overall from
+        # every online step, for every row
+        "intervention_share": report.intervention_share(
+            report.online_entries(store), tasks, cfg.operator_rate
+        )
+        | {"overall": counter.intervened / max(1, counter.steps), "online_steps": counter.steps},
+    }
+    if row in COMMAND_ROWS:
+        talk = make_speaking_env(cfg.env_id, cfg.obs_mode)
+        results["with_commands"] = _task_results(
+            evaluate_tasks(model, talk, tasks, cfg.eval_trials, seed + 10_000, use_commands=True)
+        )
+        talk.close()
+    eval_env.close()
+    env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out)  # a kill mid-write never leaves a half file that resume would trust
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _trainable(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    cfg = ExperimentConfig.from_dict(config["experiment"])
+    res = run_trial(config["row"], config["seed"], cfg, Path(config["root"]))
+    auto = [r["success_rate"] for r in res["autonomous"].values()]
+    tune.report({"mean_success": sum(auto) / len(auto), "train_seconds": res["train_seconds"]})
+
+
+def run_grid(
+    rows: Sequence[str],
+    seeds: Sequence[int],
+    cfg: ExperimentConfig,
+    root: Path,
+    name: str,
+    resume: bool = False,
+    address: str | None = None,
+    cpus_per_trial: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Run rows x seeds as one Ray Tune experiment; returns every trial's results.
+
+    Args:
+        rows: baseline names (:data:`~daft_agent.baselines.BASELINES`).
+        seeds: seeds of each row.
+        cfg: what every trial shares.
+        root: output folder (shared demos, trial JSONs, the Tune state under ``tune/``).
+        name: the Tune experiment's name.
+        resume: restore the experiment from ``root/tune/name`` and run only unfinished trials.
+        address: a Ray cluster to join (None: the running Ray, or a local one).
+        cpus_per_trial: CPUs reserved per trial, so trials never oversubscribe the cores.
+
+    Raises:
+        AgentConfigError: an unknown row, no rows or seeds, or ``resume`` with nothing to resume.
+        ExperimentError: a trial failed (the finished ones are kept for ``resume``).
+    """
+    import ray
+    from ray import tune
+
+    unknown = [r for r in rows if r not in BASELINES]
+    if unknown or not rows or not seeds:
+        raise AgentConfigError(
+            f"need rows from {', '.join(BASELINES)} and at least one seed; got rows "
+            f"{list(rows)}, seeds {list(seeds)}"
+        )
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    prepare_demos(root, cfg)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
+    storage = root / TUNE_DIR
+    path = storage / name
+    if resume and not tune.Tuner.can_restore(str(path)):
+        raise AgentConfigError(
+            f"--resume: no experiment at {path} to resume; run it once without --resume"
+        )
+    if resume:
+        tuner = tune.Tuner.restore(str(path), trainable, resume_errored=True)
+    else:
+        space = {
+            "row": tune.grid_search(list(rows)),
+            "seed": tune.grid_search(list(seeds)),
+            "experiment": cfg.as_dict(),
+            "root": str(root),
+        }
+        tuner = tune.Tuner(
+            trainable,
+            param_space=space,
+            run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0),
+        )
+    grid = tuner.fit()
+    failed = [r for r in grid if r.error is not None]
+    if failed:
+        raise ExperimentError(
+            f"{len(failed)} trial(s) failed, first: {failed[0].error}; fix it and rerun with "
+            "--resume (finished trials are kept)"
+        )
+    return [
+        json.loads(trial_path(root, r, s).read_text())
+        for r in rows
+        for s in seeds
+        if trial_path(root, r, s).exists()
+    ]
+
+
+__all__ = [
+    "ExperimentConfig",
+    "prepare_demos",
+    "run_grid",
+    "run_trial",
+    "tasks_of",
+    "trial_path",
+]
