@@ -1,4 +1,4 @@
-"""``daft experiment table1|curves``: the paper's experiments as commands.
+"""``daft experiment table1|curves|long-horizon``: the paper's experiments as commands.
 
 ``table1`` runs every Table I row (``--rows``) for ``--seeds`` seeds as one Ray Tune experiment
 (trials across the local cores, or a cluster with ``--address``), each under the same env, the
@@ -8,6 +8,9 @@ continues with ``--resume``: finished trials are kept.
 
 ``curves`` draws Fig. 5 (success against online steps, DAFT and w/o dual, seed bands) from the
 learning curves in ``table1.json``: ``curves.png`` and ``curves.json``.
+
+``long-horizon`` (RQ4) runs a trained multi-task checkpoint on ``BoltLongHorizon-Sim-v0`` with
+1-4 bolts, autonomously and with commands: ``long_horizon.json`` and ``long_horizon.md``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--output-dir", default="results")
     c = sub.add_parser("curves", help="Fig. 5: success vs online steps, DAFT and w/o dual")
     c.add_argument("--output-dir", default="results", help="where table1.json is")
+    lh = sub.add_parser("long-horizon", help="RQ4: success at 1-4 bolts, autonomous and talking")
+    lh.add_argument("--checkpoint", required=True, help="a daft train checkpoint.zip")
+    lh.add_argument("--bolts", default="1,2,3,4", help="comma-separated bolt counts (1-4)")
+    lh.add_argument("--trials", type=int, default=20, help="episodes per bolt count")
+    lh.add_argument("--no-commands", action="store_true", help="autonomous column only")
+    lh.add_argument("--seed", type=int, default=30_000, help="first evaluation seed")
+    lh.add_argument("--output-dir", default="results")
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -133,8 +143,47 @@ def _curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _obs_mode(space: Any) -> str:
+    """The env observation mode a policy was trained in (from its observation space)."""
+    keys = set(space.spaces)
+    pixels = "head_rgb" in keys
+    return "pixels+state" if pixels and "state" in keys else ("pixels" if pixels else "state")
+
+
+def _long_horizon(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    from daft_agent.agent import DualActorAgent
+    from daft_agent.experiments import long_horizon as lh
+
+    try:
+        bolts = [int(b) for b in args.bolts.split(",")]
+    except ValueError as exc:
+        raise ConfigError(
+            f"--bolts takes comma-separated integers 1-4; got {args.bolts!r}"
+        ) from exc
+    probe = gym.make(lh.ENV_ID, obs_mode="state")
+    agent = DualActorAgent.load(args.checkpoint, env=probe)
+    mode = _obs_mode(agent.observation_space)
+    probe.close()
+    t0 = time.time()
+    result = lh.evaluate_lengths(
+        agent, mode, bolts, args.trials, args.seed, with_commands=not args.no_commands
+    )
+    result |= {"checkpoint": str(args.checkpoint), "obs_mode": mode, "paper": lh.PAPER}
+    result["wall_seconds"] = time.time() - t0
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "long_horizon.json").write_text(json.dumps(result, indent=2) + "\n")
+    md = lh.markdown(result)
+    (out / "long_horizon.md").write_text(md)
+    print(md)
+    print(f"wrote {out / 'long_horizon.json'}, {out / 'long_horizon.md'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``daft experiment``; returns the exit status."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    handlers = {"table1": _table1, "curves": _curves}
+    handlers = {"table1": _table1, "curves": _curves, "long-horizon": _long_horizon}
     return handlers[args.experiment](args)

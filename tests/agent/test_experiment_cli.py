@@ -99,3 +99,50 @@ def test_curve_band_uses_only_steps_every_seed_reached():
     assert c["daft"]["mean"] == [pytest.approx(30.0)] and c["daft"]["std"] == [pytest.approx(10.0)]
     with pytest.raises(ExperimentError, match="eval-every"):
         curves.curves([_trial("daft", 0, (0, 0, 0), [(100, 0.2)])])
+
+
+@pytest.fixture(scope="module")
+def multitask_checkpoint(tmp_path_factory):
+    import gymnasium as gym
+
+    from daft_agent.agent import DualActorAgent
+
+    env = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
+    nets = {f"{n}_hidden": (16,) for n in ("actor", "critic", "refinement")}
+    agent = DualActorAgent(env=env, policy_kwargs=nets, seed=0)
+    path = tmp_path_factory.mktemp("ckpt") / "checkpoint.zip"
+    agent.save(path)
+    env.close()
+    return path
+
+
+def test_long_horizon_reports_every_bolt_count_in_both_columns(multitask_checkpoint, tmp_path):
+    argv = ["experiment", "long-horizon", "--checkpoint", str(multitask_checkpoint)]
+    assert main([*argv, "--bolts", "1,2", "--trials", "1", "--output-dir", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "long_horizon.json").read_text())
+    assert result["obs_mode"] == "state"
+    for column in ("autonomous", "with_commands"):
+        assert sorted(result[column]) == ["1", "2"]
+        assert all(
+            r["trials"] == 1 and 0 <= r["success_rate"] <= 1 for r in result[column].values()
+        )
+    # an untrained policy finishes no operation: the first subtask runs to its 50-step limit
+    assert result["autonomous"]["2"]["mean_length"] == 50
+    assert "| 2 | 60 |" in (tmp_path / "long_horizon.md").read_text()
+
+
+def test_fixed_bolts_sets_the_number_of_operations():
+    import gymnasium as gym
+
+    from daft_agent.experiments.long_horizon import ENV_ID, FixedBolts
+
+    env = FixedBolts(gym.make(ENV_ID, obs_mode="state"), 3)
+    _, info = env.reset(seed=0, options={"task": "long_horizon"})
+    assert info["operations_total"] == 9
+    env.close()
+
+
+def test_long_horizon_refuses_a_bolt_count_outside_one_to_four(multitask_checkpoint, capsys):
+    argv = ["experiment", "long-horizon", "--checkpoint", str(multitask_checkpoint)]
+    assert main([*argv, "--bolts", "0,5", "--no-commands"]) == 1
+    assert "bolt counts in 1..4" in capsys.readouterr().err
