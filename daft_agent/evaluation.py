@@ -136,6 +136,7 @@ def run_trials(
     deterministic: bool = True,
     command_hold: int | None = 1,
     pace_hz: float | None = None,
+    on_step: Callable[[int, Any, dict[str, Any], str | None, bool], None] | None = None,
 ) -> TaskResult:
     """Run ``trials`` episodes of ``task`` (``reset(options={"task": task})``) with ``agent.predict``.
 
@@ -149,6 +150,9 @@ def run_trials(
         command_hold: steps a command stays applied after it is given (None: until the next).
         pace_hz: keep at most this many steps per second (a person watching the simulation);
             None runs as fast as the env steps (a real arm blocks for its period itself).
+        on_step: called after every step with (trial index, new observation, info, the command
+            the step was taken under or None, whether the episode ended), e.g. to record a video
+            (:mod:`daft_agent.video`).
 
     Raises:
         AgentConfigError: ``trials`` < 1 or ``command_hold`` < 1.
@@ -171,6 +175,8 @@ def run_trials(
             obs, _, terminated, truncated, info = env.step(action)
             n += 1
             done = terminated or truncated
+            if on_step is not None:
+                on_step(k, obs, info, command, done)
             if use_commands:
                 given = info.get("refinement_command_now")
                 if given is not None:  # applies from the next step on (the one-step lag)

@@ -8,7 +8,9 @@ the next one. This works on sim and real ids alike; the table counts the command
 
 ``--perturbed`` adds a second condition with a hidden perception error (sim ids, state mode): the
 policy sees the bolt and the fixture a few mm to 1.5 cm off, the simulated operator sees the truth.
-``--json PATH`` writes the results in the ``results.json`` layout of ``daft train``. Examples::
+``--json PATH`` writes the results in the ``results.json`` layout of ``daft train``. ``--video
+DIR`` also writes one MP4 per task (head and wrist cameras, the spoken command and the outcome
+drawn; sim ids). Examples::
 
     daft evaluate runs/state/checkpoint.zip --trials 25 --with-commands --perturbed
     daft evaluate runs/state/checkpoint.zip --trials 3 --device keyboard --render
@@ -83,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--render", action="store_true", help="show the simulation in a viewer (needs a display)"
     )
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--video",
+        default=None,
+        metavar="DIR",
+        help="also write DIR/<task>.mp4: rollouts with the simulated operator speaking (sim ids)",
+    )
+    parser.add_argument(
+        "--video-trials", type=int, default=1, help="episodes per task in each video (default: 1)"
+    )
 
 
 def _talk_device(args: argparse.Namespace, env: Any) -> tuple[Any, int | None, float | None]:
@@ -127,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--command-hold must be >= 1 (leave it out to use the default)")
     if args.pace is not None and args.pace < 0:
         raise ConfigError("--pace must be >= 0 steps per second (0: no pacing)")
+    if args.video_trials < 1:
+        raise ConfigError("--video-trials must be >= 1")
     with_commands = args.with_commands or args.device is not None
     path = Path(args.checkpoint)
     if not path.exists():
@@ -181,4 +194,11 @@ def run(args: argparse.Namespace) -> int:
             results[name] = entry
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.video:
+        from daft_agent.video import record_videos
+
+        for p in record_videos(
+            agent, args.env, tasks, Path(args.video), args.video_trials, args.seed
+        ):
+            print(f"video: {p}")
     return 0
