@@ -240,7 +240,6 @@ def run_grid(
         ExperimentError: a trial failed (the finished ones are kept for ``resume``).
     """
     import ray
-    from ray import tune
 
     unknown = [r for r in rows if r not in BASELINES]
     if unknown or not rows or not seeds:
@@ -249,10 +248,41 @@ def run_grid(
             f"{list(rows)}, seeds {list(seeds)}"
         )
     root = root.resolve()
+    if resume and not (root / TUNE_DIR / name).exists():  # before collecting or starting Ray
+        raise AgentConfigError(
+            f"--resume: no experiment at {root / TUNE_DIR / name} to resume; run it once without "
+            "--resume"
+        )
     root.mkdir(parents=True, exist_ok=True)
     prepare_demos(root, cfg)
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        _fit(rows, seeds, cfg, root, name, resume, cpus_per_trial)
+    finally:
+        if started:  # a Ray this call started ends with it; a caller's Ray keeps running
+            ray.shutdown()
+    return [
+        json.loads(trial_path(root, r, s).read_text())
+        for r in rows
+        for s in seeds
+        if trial_path(root, r, s).exists()
+    ]
+
+
+def _fit(
+    rows: Sequence[str],
+    seeds: Sequence[int],
+    cfg: ExperimentConfig,
+    root: Path,
+    name: str,
+    resume: bool,
+    cpus_per_trial: float,
+) -> None:
+    """Create (or restore) the Tune experiment and run its unfinished trials."""
+    from ray import tune
+
     trainable = tune.with_resources(_trainable, {"cpu": cpus_per_trial})
     storage = root / TUNE_DIR
     path = storage / name
@@ -281,12 +311,6 @@ def run_grid(
             f"{len(failed)} trial(s) failed, first: {failed[0].error}; fix it and rerun with "
             "--resume (finished trials are kept)"
         )
-    return [
-        json.loads(trial_path(root, r, s).read_text())
-        for r in rows
-        for s in seeds
-        if trial_path(root, r, s).exists()
-    ]
 
 
 __all__ = [

@@ -57,3 +57,36 @@ def test_training_analysis_notebook_reads_a_real_run(tmp_path, monkeypatch):
         assert task in text
     assert "online env steps: 300" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
+
+
+RESULTS_NOTEBOOK = NOTEBOOK.parent / "03_paper_results.ipynb"
+
+
+def test_paper_results_notebook_reads_a_tiny_result_set(tmp_path, monkeypatch):
+    """The results notebook on ``daft experiment table1 --tiny``, ``curves`` and ``long-horizon``."""
+    import gymnasium as gym
+
+    from daft_agent.agent import DualActorAgent
+    from daft_agent.cli import main
+
+    out = str(tmp_path / "results")
+    assert main(["experiment", "table1", "--tiny", "--output-dir", out]) == 0
+    assert main(["experiment", "curves", "--output-dir", out]) == 0
+    env = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
+    tiny = {f"{n}_hidden": (16,) for n in ("actor", "critic", "refinement")}
+    DualActorAgent(env=env, policy_kwargs=tiny, seed=0).save(tmp_path / "ckpt.zip")
+    env.close()
+    lh = ["experiment", "long-horizon", "--checkpoint", str(tmp_path / "ckpt.zip")]
+    assert main([*lh, "--bolts", "1,2", "--trials", "1", "--output-dir", out]) == 0
+    monkeypatch.setenv("DAFT_RESULTS_DIR", out)
+    nb = nbformat.read(RESULTS_NOTEBOOK, as_version=4)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    for label in ("DAFT", "w/o dual", "HG-DAgger", "HIL-ConRFT", "DSRL", "SAC + demos"):
+        assert label in text
+    assert "2 bolt(s)" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # the three figures
