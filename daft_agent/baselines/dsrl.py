@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import BaseCallback
 
 from daft_agent.baselines.common import BaselineSettings, dual_actor
 from daft_agent.baselines.hg_dagger import BC_ONLY
@@ -64,6 +65,32 @@ class LatentNoiseEnv(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class _SeenAsDSRL(BaseCallback):
+    """Runs ``inner`` with the :class:`DSRL` learner as its model.
+
+    SAC calls the callbacks with itself as the model, whose ``predict`` gives the noise w; an
+    evaluation callback (:class:`~daft_agent.evaluation.PeriodicEvaluation`) must act through
+    the frozen policy instead, which :meth:`DSRL.predict` does.
+    """
+
+    def __init__(self, inner: BaseCallback, dsrl: DSRL) -> None:
+        super().__init__()
+        self.inner, self.dsrl = inner, dsrl
+
+    def _init_callback(self) -> None:
+        self.inner.init_callback(self.dsrl)  # type: ignore[arg-type]
+
+    def _on_training_start(self) -> None:
+        self.inner.on_training_start(self.locals, self.globals)
+
+    def _on_step(self) -> bool:
+        self.inner.update_locals(self.locals)
+        return self.inner.on_step()
+
+    def _on_training_end(self) -> None:
+        self.inner.on_training_end()
+
+
 class DSRL:
     """The frozen base policy, the latent-noise env and SAC, behind SB3's learn/predict.
 
@@ -90,6 +117,15 @@ class DSRL:
         """Online env steps so far (SAC's counter)."""
         return self.sac.num_timesteps
 
+    @property
+    def logger(self) -> Any:
+        """SAC's logger (callbacks record through it)."""
+        return self.sac.logger
+
+    def get_env(self) -> Any:
+        """SAC's (vectorised) training env."""
+        return self.sac.get_env()
+
     def learn(self, total_timesteps: int, callback: Any = None, **kwargs: Any) -> DSRL:
         """BC warm-up of the base policy (once), freeze it, then SAC in its noise space."""
         if not self._frozen:
@@ -97,7 +133,9 @@ class DSRL:
             self.base.policy.eval()
             self.base.policy.requires_grad_(False)
             self._frozen = True
-        self.sac.learn(total_timesteps, callback=callback, **kwargs)
+        given = [] if callback is None else callback if isinstance(callback, list) else [callback]
+        seen = [_SeenAsDSRL(c, self) for c in given]  # callbacks see DSRL, not the raw SAC
+        self.sac.learn(total_timesteps, callback=seen or None, **kwargs)
         return self
 
     def predict(

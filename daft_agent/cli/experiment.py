@@ -29,7 +29,7 @@ TINY = {
     "demos": 2,
     "online_steps": 150,
     "eval_trials": 1,
-    "eval_every": 75,
+    "eval_every": 150,
     "curve_trials": 1,
     "settings": {
         "warmup_steps": 10,

@@ -136,7 +136,7 @@ def run_trial(row: str, seed: int, cfg: ExperimentConfig, root: Path) -> dict[st
     """Train row ``row`` with ``seed`` on the shared demos, evaluate it, write its JSON.
 
     Returns the trial's results: ``autonomous`` (and ``with_commands`` for a row that takes
-    commands) success rate and mean length per task, ``learning_curve`` (DualActorAgent rows),
+    commands) success rate and mean length per task, ``learning_curve`` (every row),
     ``intervention_share`` (overall for every row, per task where the row stores its episodes),
     ``train_seconds``. A trial whose JSON exists returns it without training.
     """
@@ -162,7 +162,7 @@ def run_trial(row: str, seed: int, cfg: ExperimentConfig, root: Path) -> dict[st
     env = make_train_env(cfg.env_id, cfg.obs_mode, seed, cfg.operator_rate, 0.0, None)
     model = make_baseline(row, env, store, seed, cfg.settings)
     curve = None
-    if cfg.eval_every and hasattr(model, "replay"):  # DualActorAgent rows log a curve
+    if cfg.eval_every:
         curve = report.learning_curve_callback(
             cfg.env_id, cfg.obs_mode, tasks, cfg.eval_every, cfg.curve_trials, seed + 20_000
         )

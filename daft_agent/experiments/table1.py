@@ -15,6 +15,17 @@ import numpy as np
 
 from daft_agent.baselines import BASELINES
 
+#: the success (task average, autonomous) whose first crossing the table reports
+TARGET = 0.9
+
+
+def steps_to(curve: Sequence[dict[str, Any]], target: float = TARGET) -> int | None:
+    """First online step whose task-averaged autonomous success reaches ``target`` (None: never)."""
+    for point in curve:
+        if np.mean(list(point["autonomous_success"].values())) >= target:
+            return int(point["online_step"])
+    return None
+
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
     v = np.asarray(values, float)
@@ -25,7 +36,9 @@ def summarise(trials: Sequence[dict[str, Any]], tasks: Sequence[str]) -> dict[st
     """Per row and task: success % and episode length, mean and std over the row's seeds.
 
     A row that was evaluated with commands (DAFT) gets a second entry ``<row>+commands``.
-    ``"average"`` is the mean over tasks within each seed, then over seeds.
+    ``"average"`` is the mean over tasks within each seed, then over seeds. ``steps_to_90``
+    lists, per seed, the first evaluation step at which the row's task-averaged autonomous success
+    reached 90% (None where it never did within the budget).
     """
     out: dict[str, Any] = {}
     for row in BASELINES:
@@ -36,8 +49,10 @@ def summarise(trials: Sequence[dict[str, Any]], tasks: Sequence[str]) -> dict[st
                 continue
             entry: dict[str, Any] = {
                 "label": BASELINES[row][1] + (" (with commands)" if suffix else ""),
-                "seeds": sorted(r["seed"] for r in runs_c),
+                "seeds": [r["seed"] for r in runs_c],
             }
+            if not suffix:  # per seed, from the periodic evaluations (None: not within budget)
+                entry["steps_to_90"] = [steps_to(r.get("learning_curve", [])) for r in runs_c]
             for metric, key, scale in (
                 ("success", "success_rate", 100.0),
                 ("length", "mean_length", 1.0),
@@ -68,6 +83,15 @@ def markdown(summary: dict[str, Any], tasks: Sequence[str], instructions: dict[s
         cells = [_cell(summary[c]["success"][t], 1) for c in cols]
         cells += [_cell(summary[c]["length"][t], 1) for c in cols]
         lines.append("| " + " | ".join([name, *cells]) + " |")
+    reached = [
+        f"{e['label']} {', '.join('never' if s is None else str(s) for s in e['steps_to_90'])}"
+        for e in summary.values()
+        if "steps_to_90" in e
+    ]
+    lines.append("")
+    lines.append(
+        f"Online steps to {TARGET:.0%} average autonomous success, per seed: " + "; ".join(reached)
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -105,4 +129,4 @@ def plot(summary: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
     return path
 
 
-__all__ = ["markdown", "plot", "summarise"]
+__all__ = ["TARGET", "markdown", "plot", "steps_to", "summarise"]

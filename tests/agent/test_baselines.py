@@ -104,6 +104,25 @@ def test_dsrl_freezes_its_base_policy_and_acts_through_its_noise(store):
     assert not np.allclose(action, other)  # the chosen w decides the action
 
 
+def test_dsrl_callbacks_see_the_dsrl_learner_so_evaluations_act_in_env_space(store):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from daft_agent.evaluation import PeriodicEvaluation
+
+    model = make_baseline("dsrl", toy_hil_env(seed=0), store, seed=0, settings=TINY)
+    seen = []
+
+    class Probe(BaseCallback):
+        def _on_step(self):
+            seen.append((self.model, "intervened" in self.locals["infos"][0]))
+            return True
+
+    curve = PeriodicEvaluation(ToyBoltEnv, 20, 1, ["pickup"])
+    model.learn(40, callback=[Probe(), curve])
+    assert len(seen) == 40 and all(m is model and has_info for m, has_info in seen)
+    assert [step for step, _ in curve.rows] == [20, 40]
+
+
 def _buffer(env, share=0.5):
     return MixedReplayBuffer(100, env.observation_space, env.action_space, "cpu", 1, share)
 

@@ -29,10 +29,12 @@ def test_table1_tiny_writes_json_markdown_and_png_with_every_row(tiny_results):
         assert trial["online_steps"] == result["experiment"]["online_steps"]
         assert trial["intervention_share"]["online_steps"] == trial["online_steps"]
     # DAFT and w/o dual carry their periodic evaluations (the Fig. 5 points)
-    by_row = {t["row"]: t for t in result["trials"]}
-    assert [p["online_step"] for p in by_row["daft"]["learning_curve"]] == [75, 150]
+    # every row carries its periodic evaluations (Fig. 5's points; steps to 90% for SAC + demos)
+    for trial in result["trials"]:
+        assert [p["online_step"] for p in trial["learning_curve"]] == [150], trial["row"]
     md = (tiny_results / "table1.md").read_text()
     assert "| Average |" in md and "success % HG-DAgger" in md and "length SAC + demos" in md
+    assert "Online steps to 90%" in md
     assert (tiny_results / "table1.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -50,7 +52,7 @@ def test_resume_keeps_every_finished_trial(tiny_results, capsys):
 def test_curves_plots_daft_and_wo_dual_from_the_learning_curves(tiny_results):
     assert main(["experiment", "curves", "--output-dir", str(tiny_results)]) == 0
     data = json.loads((tiny_results / "curves.json").read_text())
-    assert set(data) == {"daft", "wo_dual"} and data["daft"]["step"] == [75, 150]
+    assert set(data) == {"daft", "wo_dual"} and data["daft"]["step"] == [150]
     assert (tiny_results / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -86,6 +88,18 @@ def test_summary_is_mean_and_std_over_seeds_and_the_average_over_tasks():
     assert s["success"]["average"]["mean"] == pytest.approx(50.0)
     assert s["success"]["average"]["std"] == pytest.approx(0.0)
     assert s["length"]["assemble"]["mean"] == 22.0
+
+
+def test_steps_to_90_is_the_first_evaluation_at_or_above_it_per_seed():
+    trials = [
+        _trial("daft", 0, (1, 1, 1), [(100, 0.5), (200, 0.9), (300, 1.0)]),
+        _trial("daft", 1, (1, 1, 1), [(100, 0.95)]),
+        _trial("sac_demos", 0, (0, 0, 0), [(100, 0.2), (200, 0.89)]),
+    ]
+    s = table1.summarise(trials, TASKS)
+    assert s["daft"]["steps_to_90"] == [200, 100]
+    assert s["sac_demos"]["steps_to_90"] == [None]
+    assert "SAC + demos never" in table1.markdown(s, TASKS, {})
 
 
 def test_curve_band_uses_only_steps_every_seed_reached():
