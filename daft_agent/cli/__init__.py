@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "embed": ("daft_agent.cli.embed", "cache a frozen VLA backbone's embeddings in a store"),
     "export": ("daft_agent.cli.export", "write a store as a LeRobotDataset v3 folder"),
     "import": ("daft_agent.cli.import_", "bring a LeRobotDataset v3 folder in as demonstrations"),
-    "experiment": ("daft_agent.cli.experiment", "the paper's experiments: table1, curves, long-horizon"),
+    "experiment": ("daft_agent.cli.experiment", "Table I, Fig. 5 and RQ4 as commands"),
 }
 
 
