@@ -4,7 +4,9 @@
 (trials across the local cores, or a cluster with ``--address``), each under the same env, the
 same demonstrations per task, the same simulated operator and the same online budget. It writes
 ``<output>/table1.json``, ``table1.md`` (shaped like Table I) and ``table1.png``. A killed sweep
-continues with ``--resume``: finished trials are kept.
+continues with ``--resume``: finished trials are kept. On a cluster (``--address``) every node
+must see the output folder at the same path (a shared filesystem): trials read the shared
+demonstrations and write their results there.
 
 ``curves`` draws Fig. 5 (success against online steps, DAFT and w/o dual, seed bands) from the
 learning curves in ``table1.json``: ``curves.png`` and ``curves.json``.
