@@ -241,6 +241,8 @@ def run_grid(
     """
     import ray
 
+    if cpus_per_trial <= 0:
+        raise AgentConfigError(f"--cpus-per-trial must be > 0; got {cpus_per_trial}")
     unknown = [r for r in rows if r not in BASELINES]
     if unknown or not rows or not seeds:
         raise AgentConfigError(
@@ -254,6 +256,7 @@ def run_grid(
             "--resume"
         )
     root.mkdir(parents=True, exist_ok=True)
+    _check_same_grid(root / f"{name}.grid.json", list(rows), list(seeds), cfg, resume)
     prepare_demos(root, cfg)
     started = not ray.is_initialized()
     if started:
@@ -269,6 +272,31 @@ def run_grid(
         for s in seeds
         if trial_path(root, r, s).exists()
     ]
+
+
+def _check_same_grid(
+    path: Path, rows: list[str], seeds: list[int], cfg: ExperimentConfig, resume: bool
+) -> None:
+    """Record the grid on a first run; on a resume, refuse one that differs from it.
+
+    A restored Tune experiment runs the grid it was created with, so changed flags would be
+    silently ignored and the table would mix two budgets.
+    """
+    grid = json.loads(json.dumps({"rows": rows, "seeds": seeds, "experiment": cfg.as_dict()}))
+    if resume and path.exists():
+        before = json.loads(path.read_text())
+        if before != grid:
+            changed = [
+                k
+                for k in grid["experiment"]
+                if grid["experiment"][k] != before["experiment"].get(k)
+            ]
+            changed += [k for k in ("rows", "seeds") if grid[k] != before[k]]
+            raise AgentConfigError(
+                f"--resume continues the sweep in {path.parent} as it was started; these differ "
+                f"now: {', '.join(changed)}. Resume with the same flags, or use another --output-dir"
+            )
+    path.write_text(json.dumps(grid, indent=2) + "\n")
 
 
 def _fit(

@@ -49,6 +49,12 @@ def test_resume_keeps_every_finished_trial(tiny_results, capsys):
     assert "| Average |" in capsys.readouterr().out
 
 
+def test_resume_with_other_flags_is_refused_naming_them(tiny_results, capsys):
+    argv = ["experiment", "table1", "--tiny", "--resume", "--steps", "999"]
+    assert main([*argv, "--output-dir", str(tiny_results)]) == 1
+    assert "online_steps" in capsys.readouterr().err
+
+
 def test_curves_plots_daft_and_wo_dual_from_the_learning_curves(tiny_results):
     assert main(["experiment", "curves", "--output-dir", str(tiny_results)]) == 0
     data = json.loads((tiny_results / "curves.json").read_text())
