@@ -293,6 +293,7 @@ def embed_episode(backbone: nn.Module, episode: Any, batch_size: int = 64) -> np
 # Refinement-command encoders
 # ----------------------------------------------------------------------------------------------
 
+
 def parse_command(text: str | None) -> np.ndarray:
     """Parse a talk-and-tweak phrase (Eq. 13) into a 3-axis sign vector in {-1, 0, 1}^3.
 
