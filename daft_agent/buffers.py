@@ -163,9 +163,15 @@ class DualActorReplay:
     """
 
     def __init__(
-        self, tasks: Sequence[str], obs_keys: Sequence[str], gamma: float, min_rollouts: int = 100
+        self,
+        tasks: Sequence[str],
+        obs_keys: Sequence[str],
+        gamma: float,
+        min_rollouts: int = 100,
+        interventions_as_demos: bool = True,
     ) -> None:
         self.tasks = tuple(tasks)
+        self.interventions_as_demos = bool(interventions_as_demos)
         self.obs_keys = tuple(obs_keys)
         self.gamma = gamma
         self.min_rollouts = min_rollouts
@@ -217,10 +223,16 @@ class DualActorReplay:
             added["demos"] = self.demos[t].add(*args, task_index=ti)
         else:
             intv = np.asarray(episode.intervened, bool).reshape(t_len)
-            added["rollouts"] = self.rollouts[t].add(*args, mask=~intv, task_index=ti)
+            # Without interventions_as_demos the operator's steps stay rollouts (the critics see
+            # them, Eq. 6's BC does not unless bc_on_rollouts) instead of joining the demos.
+            as_demos = self.interventions_as_demos
+            added["rollouts"] = self.rollouts[t].add(
+                *args, mask=~intv if as_demos else None, task_index=ti
+            )
             if intv.any():
                 added["interventions"] = self.interventions[t].add(*args, mask=intv, task_index=ti)
-                added["demos"] = self.demos[t].add(*args, mask=intv, task_index=ti)
+                if as_demos:
+                    added["demos"] = self.demos[t].add(*args, mask=intv, task_index=ti)
                 added["talk_tweak"] = self.talk_tweak.add(*args, mask=intv, task_index=ti)
         self.n_episodes += 1
         return added

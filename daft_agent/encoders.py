@@ -30,6 +30,25 @@ from daft_agent.errors import AgentConfigError, SpaceMismatchError, UnknownComma
 from daft_env import labeler
 from daft_env.episode import NULL_COMMAND
 from daft_env.errors import ConfigError
+from daft_env.spaces import STATE_DIM, STATE_LAYOUT
+
+#: position differences the state backbone appends with ``relative``: where the bolt is from the
+#: gripper, and where the slot is from the bolt. The experts (and the operator) act on exactly
+#: these; from absolute positions the network has to learn each difference to the millimetre
+#: (the slot leaves 1 mm each side of the shank). Measured: assemble 18 % without, 80 % with
+#: (daft train --preset state, seed 0, 50 trials).
+RELATIVE_PAIRS: tuple[tuple[str, str], ...] = (("bolt_pos", "tcp_pos"), ("slot_pos", "bolt_pos"))
+
+
+def _layout_slices() -> dict[str, slice]:
+    out, i = {}, 0
+    for name, n in STATE_LAYOUT:
+        out[name] = slice(i, i + n)
+        i += n
+    return out
+
+
+_FIELD = _layout_slices()
 
 # ----------------------------------------------------------------------------------------------
 # Backbones
@@ -114,22 +133,39 @@ def _task_index(obs: Mapping[str, torch.Tensor], batch: int, device: torch.devic
 class StateBackbone(nn.Module):
     """Privileged simulator state + gripper + a learned task embedding (Eq. 3 with s = sim state).
 
-    h = [ (x - m) / s, E[task_id] ] where x = [state, gripper] and (m, s) are a per-dimension
-    normaliser fitted once on the demonstrations (:meth:`fit_normalizer`) and then frozen, so that
-    critic and actor see the same input scale for the whole run. The normaliser lives in buffers,
-    so it is saved and restored with the network.
+    h = [ (x - m) / s, E[task_id] ] where x = [state, gripper, relative] and (m, s) are a
+    per-dimension normaliser fitted once on the demonstrations (:meth:`fit_normalizer`) and then
+    frozen, so that critic and actor see the same input scale for the whole run. The normaliser
+    lives in buffers, so it is saved and restored with the network.
+
+    ``relative`` appends the :data:`RELATIVE_PAIRS` position differences (bolt - TCP, slot -
+    bolt). Default None: on for DAFT's state layout, off for any other state vector; True on
+    another layout is an error.
     """
 
     frozen = False
 
-    def __init__(self, observation_space: spaces.Dict, task_embedding_dim: int = 8) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        task_embedding_dim: int = 8,
+        relative: bool | None = None,
+    ) -> None:
         super().__init__()
         _require(observation_space, ("state", "gripper"), "state")
         if task_embedding_dim < 1:
             raise AgentConfigError(f"task_embedding_dim must be >= 1, got {task_embedding_dim}")
         self.state_dim = int(np.prod(observation_space["state"].shape))
         self.gripper_dim = int(np.prod(observation_space["gripper"].shape))
-        self.in_dim = self.state_dim + self.gripper_dim
+        # None: on when the state has DAFT's layout (daft_env.spaces.STATE_LAYOUT), else off
+        self.relative = self.state_dim == STATE_DIM if relative is None else bool(relative)
+        if self.relative and self.state_dim != STATE_DIM:
+            raise AgentConfigError(
+                f"relative=True needs DAFT's {STATE_DIM}-d state layout "
+                f"(daft_env.spaces.STATE_LAYOUT); this env's state has {self.state_dim} dims"
+            )
+        extra = 3 * len(RELATIVE_PAIRS) if self.relative else 0
+        self.in_dim = self.state_dim + self.gripper_dim + extra
         self.task_embedding = nn.Embedding(_n_tasks(observation_space), task_embedding_dim)
         self.register_buffer("obs_mean", torch.zeros(self.in_dim))
         self.register_buffer("obs_std", torch.ones(self.in_dim))
@@ -138,22 +174,26 @@ class StateBackbone(nn.Module):
     @torch.no_grad()
     def fit_normalizer(self, obs: Mapping[str, np.ndarray]) -> None:
         """Fit the per-dimension mean and std on a batch of observations (demonstrations)."""
-        x = np.concatenate(
-            [
-                np.asarray(obs["state"], np.float32).reshape(-1, self.state_dim),
-                np.asarray(obs["gripper"], np.float32).reshape(-1, self.gripper_dim),
-            ],
-            axis=1,
-        )
+        x = self._inputs(
+            torch.as_tensor(np.asarray(obs["state"], np.float32).reshape(-1, self.state_dim)),
+            torch.as_tensor(np.asarray(obs["gripper"], np.float32).reshape(-1, self.gripper_dim)),
+        ).numpy()
         self.obs_mean.copy_(torch.as_tensor(x.mean(0)))
         # Constant dimensions (std 0) would blow up; a floor of 1e-2 keeps them near zero instead.
         self.obs_std.copy_(torch.as_tensor(np.maximum(x.std(0), 1e-2)))
+
+    def _inputs(self, state: torch.Tensor, gripper: torch.Tensor) -> torch.Tensor:
+        """[state, gripper] and, with ``relative``, the :data:`RELATIVE_PAIRS` differences."""
+        parts = [state, gripper]
+        if self.relative:
+            parts += [state[:, _FIELD[a]] - state[:, _FIELD[b]] for a, b in RELATIVE_PAIRS]
+        return torch.cat(parts, dim=1)
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """H of shape (B, features_dim)."""
         state = obs["state"].float()
         b = state.shape[0]
-        x = torch.cat([state.reshape(b, -1), obs["gripper"].float().reshape(b, -1)], dim=1)
+        x = self._inputs(state.reshape(b, -1), obs["gripper"].float().reshape(b, -1))
         x = (x - self.obs_mean) / self.obs_std
         return torch.cat([x, self.task_embedding(_task_index(obs, b, x.device))], dim=1)
 

@@ -39,8 +39,12 @@ class LearnerConfig:
     calql_alpha: float = 1.0
     calql_n_actions: int = 4
     calql_temperature: float = 1.0
-    refinement_bc_trains_primary: bool = True
-    bc_on_rollouts: bool = True
+    #: Defaults measured on the bolt tasks (README "what to expect"): Eq. 8's BC stays in phi
+    #: (True let every talk-tweak row retrain the primary head on the operator's corrections, and
+    #: the primary's success fell), and Eq. 6's BC imitates expert rows only: the policy's own
+    #: rollouts (mostly failures early on) are not imitated.
+    refinement_bc_trains_primary: bool = False
+    bc_on_rollouts: bool = False
     normalize_q: bool = False
     #: Table I's ablations as switches of the same update (daft_agent.baselines): ``refinement``
     #: False trains no refinement actor (w/o dual); ``train_critics`` False steps no critic, for

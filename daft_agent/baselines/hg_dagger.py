@@ -22,6 +22,7 @@ BC_ONLY: dict[str, Any] = {
     "train_critics": False,
     "refinement": False,
     "bc_on_rollouts": False,
+    "interventions_as_demos": True,  # HG-DAgger's whole point: imitate the expert's takeovers
 }
 
 

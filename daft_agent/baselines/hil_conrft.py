@@ -15,6 +15,15 @@ from typing import Any
 from daft_agent.baselines.common import BaselineSettings, dual_actor
 
 
+#: ConRFT's own online objective, not DAFT's measured defaults: lambda = (0.5, 0.5), BC on every
+#: row of the batch, and interventions imitated as demonstrations.
+CONRFT_OBJECTIVE: dict[str, Any] = {
+    "lambda_online": (0.5, 0.5),
+    "bc_on_rollouts": True,
+    "interventions_as_demos": True,
+}
+
+
 def make(env: Any, store: Any, seed: int, settings: BaselineSettings) -> Any:
     """DAFT's agent with one shared critic, eps = 1 and no refinement actor."""
     return dual_actor(
@@ -25,4 +34,5 @@ def make(env: Any, store: Any, seed: int, settings: BaselineSettings) -> Any:
         shared_critic=True,
         task_weight_clip=(1.0, 1.0),
         refinement=False,
+        **CONRFT_OBJECTIVE,
     )

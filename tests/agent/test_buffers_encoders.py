@@ -91,6 +91,20 @@ def test_warmup_draws_b_over_n_from_each_tasks_demos():
         assert np.all(b["task_index"] == i)
 
 
+def test_interventions_stay_rollouts_when_they_do_not_join_the_demos():
+    r = DualActorReplay(
+        TASKS, ("state", "gripper", "task_id"), gamma=0.9, interventions_as_demos=False
+    )
+    flags = [False, True, True, False]
+    ep = make_episode("pickup", "interventions", t_len=4, intervened=flags, action_value=0.5)
+    added = r.add_episode(ep)
+    # every step stays a rollout for the critics; the operator's steps still feed the refinement
+    assert added == {"demos": 0, "rollouts": 4, "interventions": 2, "talk_tweak": 2}
+    r.add_episode(make_episode("pickup", "demos", t_len=3))
+    demos = r.demos["pickup"].sample(64, np.random.default_rng(0))
+    assert np.all(demos["actions"] == 0.0)  # only the demonstration's actions are imitated
+
+
 def test_online_draws_half_demos_half_rollouts_per_task_after_100_rollouts():
     r = replay(min_rollouts=100)
     for i, t in enumerate(TASKS):
@@ -291,6 +305,35 @@ def test_state_backbone_normalises_and_embeds_task():
     assert h[:, :5].mean().abs() < 0.1 and (h[:, :5].std() - 1).abs() < 0.1
     with pytest.raises(SpaceMismatchError, match="state"):
         StateBackbone(spaces.Dict({"gripper": spaces.Box(0, 1, (1,))}))
+
+
+def test_relative_state_features_are_the_experts_quantities():
+    from daft_env.spaces import STATE_DIM, STATE_LAYOUT
+
+    space = spaces.Dict(
+        {
+            "state": spaces.Box(-10, 10, (STATE_DIM,)),
+            "gripper": spaces.Box(0, 1, (1,)),
+            "task_id": spaces.Discrete(3),
+        }
+    )
+    offsets, i = {}, 0
+    for name, n in STATE_LAYOUT:
+        offsets[name] = i
+        i += n
+    state = np.zeros((1, STATE_DIM), np.float32)
+    for name, v in (("tcp_pos", (0.1, 0, 0.2)), ("bolt_pos", (0.3, 0, 0)), ("slot_pos", (0.5, 0.1, 0))):
+        state[0, offsets[name] : offsets[name] + 3] = v
+    bb = StateBackbone(space, task_embedding_dim=2)  # DAFT's layout: relative by default
+    assert bb.relative and bb.features_dim == STATE_DIM + 1 + 6 + 2
+    h = bb({"state": torch.as_tensor(state), "gripper": torch.zeros(1, 1)})
+    extra = h[0, STATE_DIM + 1 : STATE_DIM + 7]  # the normaliser is still the identity
+    torch.testing.assert_close(extra, torch.tensor([0.2, 0, -0.2, 0.2, 0.1, 0]))
+    assert not StateBackbone(space, relative=False).relative
+    other = spaces.Dict({"state": spaces.Box(-1, 1, (5,)), "gripper": spaces.Box(0, 1, (1,))})
+    assert not StateBackbone(other).relative  # another layout: plain state
+    with pytest.raises(AgentConfigError, match="state layout"):
+        StateBackbone(other, relative=True)
 
 
 def test_pixel_backbone_accepts_channel_last_and_first():

@@ -160,7 +160,8 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
     agent.load_buffers()  # ... and in the resumed learner's buffers: no prompt, no re-initialising
     online = sum(len(ep) for ep in store.episodes() if ep.kind != "demos")
     sizes = agent.replay.sizes()
-    assert sizes["upright/rollouts"] + sizes["upright/interventions"] == online > 0
+    # every online step is a rollout for the critics (interventions also in their own buffer)
+    assert sizes["upright/rollouts"] == online > 0
 
     runner = learn_fleet(agent, 30, two_toy_robots(), reset_num_timesteps=False)
 

@@ -74,7 +74,7 @@ def test_weighted_actor_q_loss_is_eq15():
 
 def test_lambda_schedule():
     sched = LambdaSchedule()
-    assert sched("warmup") == (1.0, 0.1) and sched("online") == (0.5, 0.5)
+    assert sched("warmup") == (1.0, 0.1) and sched("online") == (1.0, 0.1)
     with pytest.raises(AgentConfigError):
         sched("offline")
     with pytest.raises(AgentConfigError):
