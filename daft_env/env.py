@@ -43,6 +43,11 @@ SCENES = {
     "long_horizon": "scene_long_horizon.xml",
 }
 MAX_BOLTS = 4
+#: the subtasks a long-horizon chain runs before each task (``chained_starts``)
+CHAIN_BEFORE: dict[str, tuple[str, ...]] = {
+    "pickup": ("upright",),
+    "assemble": ("upright", "pickup"),
+}
 
 
 class BoltEnv(gym.Env):
@@ -61,6 +66,14 @@ class BoltEnv(gym.Env):
             (default, off), True, a magnitude in metres, a dict or a ``PerceptionError``. Each
             reset draws offsets of the observed bolt and fixture positions in ``state``; physics,
             success and ``privileged_state()`` stay true. State mode only: pixel modes refuse it.
+        chained_starts: share (0-1) of multi-task ``pickup`` and ``assemble`` resets that start
+            where a long-horizon chain leaves the bolt, not from the task's own initial state:
+            the scripted expert runs the preceding subtasks first (upright; upright then pickup)
+            on a one-bolt long-horizon layout, unseen by the caller. A pickup after an upright
+            starts with the hand beside a standing bolt, an assemble after a pickup with a
+            side grasp; neither occurs in the tasks' own resets, so a policy trained without
+            them does not chain. Sim only (needs privileged state); 0 (default) is off. A chain
+            the expert does not finish falls back to the task's own reset.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
@@ -75,6 +88,7 @@ class BoltEnv(gym.Env):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         n_bolts: int = 1,
         perception_error: Any = None,
+        chained_starts: float = 0.0,
     ) -> None:
         if task not in MODES:
             get_task(task)  # raises UnknownTaskError listing the valid names
@@ -88,6 +102,15 @@ class BoltEnv(gym.Env):
         if int(max_episode_steps) < 1:
             raise ConfigError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self._check_n_bolts(n_bolts)
+        if not 0.0 <= float(chained_starts) <= 1.0:
+            raise ConfigError(f"chained_starts is a share in [0, 1]; got {chained_starts!r}")
+        if chained_starts and task != "multi":
+            raise ConfigError(
+                f"chained_starts needs the multi-task env (BoltMultiTask-Sim-v0), not task={task!r}"
+            )
+        self.chained_starts = float(chained_starts)
+        #: whether this episode started from a chain (see ``chained_starts``)
+        self.chained = False
         self.perception_error = as_perception_error(perception_error)
         if self.perception_error is not None and obs_mode != "state":
             raise ConfigError(
@@ -127,6 +150,11 @@ class BoltEnv(gym.Env):
             raise ConfigError(
                 f"obs_mode={obs_mode!r} needs privileged state, which only simulation has; "
                 "use obs_mode='pixels' with this backend."
+            )
+        if self.chained_starts and not self.backend.has_privileged_state:
+            raise ConfigError(
+                "chained_starts runs the scripted expert, which needs privileged state; only "
+                "simulation has it. Use chained_starts=0 with this backend."
             )
         self.action_space = action_space()
         obs_spaces: dict[str, spaces.Space] = {}
@@ -186,7 +214,14 @@ class BoltEnv(gym.Env):
         self._ops_done = 0
         self._bolt = 0
         self._ops_total = 3 * self._episode_n_bolts if self.mode == "long_horizon" else 1
-        self.backend.reset(self.task, self.np_random, backend_options)
+        self.chained = (
+            self.task.name in CHAIN_BEFORE
+            and self.chained_starts > 0
+            and self.np_random.random() < self.chained_starts
+            and self._chain_to(self.task)
+        )
+        if not self.chained:
+            self.backend.reset(self.task, self.np_random, backend_options)
         if self.mode == "long_horizon":
             self.backend.set_active_bolt(0)
         if self.perception_error is not None:
@@ -194,7 +229,35 @@ class BoltEnv(gym.Env):
                 self._perception_rng = seeded_rng(seed)
             self.perception_offsets = self.perception_error.draw(self._perception_rng)
         status = self.backend.task_status()
-        return self._obs(), self._info(status.success, status.info, None)
+        info = self._info(status.success, status.info, None)
+        if self.chained_starts:
+            info["chained_start"] = self.chained
+        return self._obs(), info
+
+    def _chain_to(self, task: Any) -> bool:
+        """Run the scripted expert through the subtasks before ``task`` (see ``chained_starts``).
+
+        Returns False, leaving the scene to the caller's ordinary reset, when a subtask is not
+        done within ``max_episode_steps`` or the bolt is lost.
+        """
+        from daft_env.experts import make_expert  # experts import the backend: not at import
+
+        expert = make_expert("multi")
+        self.backend.reset(
+            get_task("upright"), self.np_random, {"n_bolts": 1, "layout": "long_horizon"}
+        )
+        self.backend.set_active_bolt(0)
+        for name in CHAIN_BEFORE[task.name]:
+            self.backend.set_task(get_task(name))
+            for _ in range(self.max_episode_steps):
+                self.backend.apply_action(expert.act(self.backend.privileged_state()))
+                status = self.backend.task_status()
+                if status.success or status.failed:
+                    break
+            if not status.success:
+                return False
+        self.backend.set_task(task)
+        return True
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Act for one 10 Hz period, observe, compute the sparse reward and the episode end."""

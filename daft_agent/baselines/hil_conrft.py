@@ -14,7 +14,6 @@ from typing import Any
 
 from daft_agent.baselines.common import BaselineSettings, dual_actor
 
-
 #: ConRFT's own online objective, not DAFT's measured defaults: lambda = (0.5, 0.5), BC on every
 #: row of the batch, and interventions imitated as demonstrations.
 CONRFT_OBJECTIVE: dict[str, Any] = {

@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,19 @@ def parse_tasks(task: str | Sequence[str]) -> list[str]:
     return [get_task(t).name for t in task]
 
 
-def _env_for(env_id: str, task: str, obs_mode: str, render_mode: str | None = None):
+def _env_for(
+    env_id: str,
+    task: str,
+    obs_mode: str,
+    render_mode: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+):
     import gymnasium as gym
 
     import daft_env  # noqa: F401  (registers the ids)
 
     try:
-        env = gym.make(env_id, obs_mode=obs_mode, render_mode=render_mode)
+        env = gym.make(env_id, obs_mode=obs_mode, render_mode=render_mode, **dict(env_kwargs or {}))
     except gym.error.Error as exc:
         ids = sorted(k for k in gym.registry if k.startswith("Bolt"))
         raise ConfigError(f"cannot make env {env_id!r}: {exc}. Valid DAFT ids: {ids}") from exc
@@ -86,6 +92,7 @@ def collect_demos(
     max_attempts_factor: int = MAX_ATTEMPTS_FACTOR,
     keep_failed: bool | None = None,
     render: bool = False,
+    env_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Record ``episodes`` new demonstrations per task into ``store`` (kind ``demos``).
 
@@ -104,6 +111,8 @@ def collect_demos(
         keep_failed: human devices only: keep failed episodes (None: ask when interactive).
         render: open the env's interactive viewer (``render_mode="human"``) so that a person
             driving a simulated robot can see it.
+        env_kwargs: more ``gym.make`` arguments, e.g. ``{"chained_starts": 0.5}`` so the demos
+            cover the starts the training env will produce.
 
     Returns:
         task -> number of demos added.
@@ -161,7 +170,9 @@ def collect_demos(
                 )
             else:
                 driver = _DeviceDriver(teleop, existing[task], keep_failed)
-            env = _env_for(env_id, task, obs_mode, render_mode="human" if render else None)
+            env = _env_for(
+                env_id, task, obs_mode, "human" if render else None, env_kwargs=env_kwargs
+            )
             try:
                 _collect_task(env, store, task, episodes, seed, driver, added, failures, bar, meta)
             finally:

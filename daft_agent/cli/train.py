@@ -154,6 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest offset of the perception error, in training and in the perturbed "
         "condition (default: 5-15 mm)",
     )
+    parser.add_argument(
+        "--chained-starts",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of pickup and assemble episodes (demos and training) that start where a "
+        "long-horizon chain leaves the bolt, for BoltLongHorizon (multi-task env; default: 0)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--utd", type=float, default=None, help="learner updates per env step")
     parser.add_argument("--batch-size", type=int, default=None)
@@ -243,7 +251,14 @@ def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _collect(
-    store: Any, env_id: str, tasks: list[str], n: int, obs_mode: str, seed: int, progress: bool
+    store: Any,
+    env_id: str,
+    tasks: list[str],
+    n: int,
+    obs_mode: str,
+    seed: int,
+    progress: bool,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> None:
     try:
         from daft_agent.cli.collect import collect_demos
@@ -251,7 +266,9 @@ def _collect(
         collect_demos = None
     if collect_demos is None:
         raise ConfigError("daft_agent.cli.collect is missing; cannot record demonstrations")
-    collect_demos(store, env_id, tasks, n, obs_mode, seed=seed, progress=progress)
+    collect_demos(
+        store, env_id, tasks, n, obs_mode, seed=seed, progress=progress, env_kwargs=env_kwargs
+    )
 
 
 def _rates_postfix(agent: Any) -> dict[str, str]:
@@ -367,11 +384,17 @@ def run(args: argparse.Namespace) -> int:
             "--train-perception-error offsets the state observation only; use --preset state"
         )
     on_fleet = args.actors is not None or args.robots is not None
-    if on_fleet and (args.train_perception_error or args.operator_rate != 0.15):
+    if on_fleet and (
+        args.train_perception_error or args.operator_rate != 0.15 or args.chained_starts
+    ):
         raise ConfigError(
-            "--train-perception-error and --operator-rate set the in-process training env; the "
-            "fleet's robots make their own (leave them out with --actors/--robots)"
+            "--train-perception-error, --operator-rate and --chained-starts set the in-process "
+            "training env; the fleet's robots make their own (leave them out with "
+            "--actors/--robots)"
         )
+    if not 0.0 <= args.chained_starts <= 1.0:
+        raise ConfigError(f"--chained-starts is a share in [0, 1]; got {args.chained_starts}")
+    env_kwargs = {"chained_starts": args.chained_starts} if args.chained_starts else {}
     if args.perception_error is not None and args.perception_error <= 0:
         raise ConfigError(
             f"--perception-error is the largest offset in metres, > 0; got {args.perception_error} "
@@ -393,6 +416,7 @@ def run(args: argparse.Namespace) -> int:
         args.operator_rate,
         args.train_perception_error,
         perception,
+        env_kwargs,
     )
     tasks = (
         list(TASK_NAMES[: train_env.observation_space["task_id"].n])
@@ -411,7 +435,9 @@ def run(args: argparse.Namespace) -> int:
     # (1) demonstrations
     if any(store.count(task=t, kind="demos") == 0 for t in task_list):
         print(f"collecting {demos} expert demos per task into {store.root}")
-        _collect(store, env_id, task_list, demos, preset["obs_mode"], args.seed, progress)
+        _collect(
+            store, env_id, task_list, demos, preset["obs_mode"], args.seed, progress, env_kwargs
+        )
     if args.backbone is not None:  # the learner reads cached h only: embed what the store lacks
         from daft_agent.backbones.cache import embed_store
 
@@ -526,6 +552,7 @@ def run(args: argparse.Namespace) -> int:
         "online_env_steps": agent.online_env_steps,
         "train_seconds": train_time,
         "train_perception_error": args.train_perception_error,
+        "chained_starts": args.chained_starts,
         "learning_curve": report.merge_curve(previous.get("learning_curve", []), new_rows),
         "learning_curve_trials": curve_trials if eval_every else 0,
         "intervention_share": share,

@@ -64,6 +64,7 @@ def make_train_env(
     operator_rate: float,
     perception_share: float,
     perception: Any,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """The operator (takeover mode, ``target_rate=operator_rate``) over the (mixed) env."""
     import daft_env  # noqa: F401  (registers the ids)
@@ -72,7 +73,10 @@ def make_train_env(
 
     try:
         base = gym.make(
-            env_id, obs_mode=obs_mode, perception_error=perception if perception_share else None
+            env_id,
+            obs_mode=obs_mode,
+            perception_error=perception if perception_share else None,
+            **dict(env_kwargs or {}),
         )
     except gym.error.Error as exc:
         raise ConfigError(f"cannot make env {env_id!r}: {exc}") from exc

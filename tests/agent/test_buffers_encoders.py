@@ -322,7 +322,11 @@ def test_relative_state_features_are_the_experts_quantities():
         offsets[name] = i
         i += n
     state = np.zeros((1, STATE_DIM), np.float32)
-    for name, v in (("tcp_pos", (0.1, 0, 0.2)), ("bolt_pos", (0.3, 0, 0)), ("slot_pos", (0.5, 0.1, 0))):
+    for name, v in (
+        ("tcp_pos", (0.1, 0, 0.2)),
+        ("bolt_pos", (0.3, 0, 0)),
+        ("slot_pos", (0.5, 0.1, 0)),
+    ):
         state[0, offsets[name] : offsets[name] + 3] = v
     bb = StateBackbone(space, task_embedding_dim=2)  # DAFT's layout: relative by default
     assert bb.relative and bb.features_dim == STATE_DIM + 1 + 6 + 2

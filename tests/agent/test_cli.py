@@ -122,10 +122,22 @@ def test_set_overrides_agent_arguments_and_rejects_unknown_keys():
 def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_path, capsys):
     out = tmp_path / "runs"
     args = ["train", "--tiny", "--steps", "100", "--eval-every", "0", "--skip-eval"]
-    args += ["--train-perception-error", "1", "--operator-rate", "0.3"]
+    args += ["--train-perception-error", "1", "--operator-rate", "0.3", "--chained-starts", "1"]
     assert main(args + ["--output-dir", str(out), "--name", "pe", "--no-progress"]) == 0
     res = json.loads((out / "pe" / "results.json").read_text())
     assert res["train_perception_error"] == 1.0 and res["learning_curve"] == []
+    assert res["chained_starts"] == 1.0
+    # the demos were recorded from chained starts too: a pickup begins beside the standing bolt
+    from daft_env.spaces import STATE_LAYOUT
+    from daft_env.store import EpisodeStore
+
+    at, i = {}, 0
+    for name, n in STATE_LAYOUT:
+        at[name] = slice(i, i + n)
+        i += n
+    demo = next(iter(EpisodeStore(out / "pe" / "store", mode="r").episodes("pickup", "demos")))
+    first = demo.observations["state"][0]
+    assert np.linalg.norm(first[at["tcp_pos"]] - first[at["bolt_pos"]]) < 0.08
     assert res["intervention_share"]["target_rate"] == 0.3
     assert "configured target_rate 30.0%" in capsys.readouterr().out
     bad_args = (
@@ -134,6 +146,7 @@ def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_pat
         (["--preset", "pixels", "--train-perception-error", "0.5"], "state observation only"),
         # the fleet's robots make their own envs: refused, not silently ignored
         (["--actors", "1", "--operator-rate", "0.3"], "fleet's robots make their own"),
+        (["--chained-starts", "2"], "--chained-starts is a share"),
     )
     for bad, message in bad_args:
         assert main(["train", "--tiny", "--output-dir", str(out), "--name", "x", *bad]) == 1
