@@ -30,7 +30,7 @@ from daft_agent.errors import AgentConfigError, SpaceMismatchError, UnknownComma
 from daft_env import labeler
 from daft_env.episode import NULL_COMMAND
 from daft_env.errors import ConfigError
-from daft_env.spaces import STATE_DIM, STATE_LAYOUT
+from daft_env.spaces import STATE_DIM, STATE_SLICES
 
 #: position differences the state backbone appends with ``relative``: where the bolt is from the
 #: gripper, and where the slot is from the bolt. The experts (and the operator) act on exactly
@@ -39,16 +39,6 @@ from daft_env.spaces import STATE_DIM, STATE_LAYOUT
 #: 50 trials): assemble 18 % without; 80 % and 26 % in two runs with (upright, pickup 96-100 %).
 RELATIVE_PAIRS: tuple[tuple[str, str], ...] = (("bolt_pos", "tcp_pos"), ("slot_pos", "bolt_pos"))
 
-
-def _layout_slices() -> dict[str, slice]:
-    out, i = {}, 0
-    for name, n in STATE_LAYOUT:
-        out[name] = slice(i, i + n)
-        i += n
-    return out
-
-
-_FIELD = _layout_slices()
 
 # ----------------------------------------------------------------------------------------------
 # Backbones
@@ -186,7 +176,9 @@ class StateBackbone(nn.Module):
         """[state, gripper] and, with ``relative``, the :data:`RELATIVE_PAIRS` differences."""
         parts = [state, gripper]
         if self.relative:
-            parts += [state[:, _FIELD[a]] - state[:, _FIELD[b]] for a, b in RELATIVE_PAIRS]
+            parts += [
+                state[:, STATE_SLICES[a]] - state[:, STATE_SLICES[b]] for a, b in RELATIVE_PAIRS
+            ]
         return torch.cat(parts, dim=1)
 
     def forward(self, obs: Mapping[str, torch.Tensor]) -> torch.Tensor:

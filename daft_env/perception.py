@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from daft_env.spaces import STATE_LAYOUT
+from daft_env.spaces import STATE_SLICES
 from hardware.errors import ConfigError
 
 #: the perceived objects and the privileged-state fields each one's offset moves
@@ -57,15 +57,7 @@ OBJECTS: dict[str, tuple[str, ...]] = {
 PERCEPTION_STREAM = 0x5EE
 
 
-def _state_slices() -> dict[str, slice]:
-    out, start = {}, 0
-    for name, n in STATE_LAYOUT:
-        out[name] = slice(start, start + n)
-        start += n
-    return out
-
-
-_SLICES = _state_slices()
+_SLICES = STATE_SLICES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,6 +40,18 @@ STATE_LAYOUT: tuple[tuple[str, int], ...] = (
 STATE_DIM = sum(n for _, n in STATE_LAYOUT)
 
 
+def _state_slices() -> dict[str, slice]:
+    out, start = {}, 0
+    for name, n in STATE_LAYOUT:
+        out[name] = slice(start, start + n)
+        start += n
+    return out
+
+
+#: where each :data:`STATE_LAYOUT` field sits in the ``state`` vector (name -> slice)
+STATE_SLICES: dict[str, slice] = _state_slices()
+
+
 def action_space() -> spaces.Box:
     """The 7-d normalised end-effector delta action space shared by every DAFT env."""
     return spaces.Box(-1.0, 1.0, shape=(ACTION_DIM,), dtype=np.float32)
