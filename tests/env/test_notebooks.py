@@ -46,13 +46,7 @@ def test_training_analysis_notebook_reads_a_real_run(tmp_path, monkeypatch):
     rc = main(["train", "--tiny", "--name", "nb", "--output-dir", str(tmp_path), "--no-progress"])
     assert rc == 0
     monkeypatch.setenv("DAFT_RUN_DIR", str(tmp_path / "nb"))
-    nb = nbformat.read(TRAINING_NOTEBOOK, as_version=4)
-    NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not any(o.get("output_type") == "error" for o in outputs)
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    outputs, text = _execute(TRAINING_NOTEBOOK, tmp_path)
     for task in ("upright", "pickup", "assemble"):
         assert task in text
     assert "online env steps: 300" in text
@@ -79,14 +73,20 @@ def test_paper_results_notebook_reads_a_tiny_result_set(tmp_path, monkeypatch):
     lh = ["experiment", "long-horizon", "--checkpoint", str(tmp_path / "ckpt.zip")]
     assert main([*lh, "--bolts", "1,2", "--trials", "1", "--output-dir", out]) == 0
     monkeypatch.setenv("DAFT_RESULTS_DIR", out)
-    nb = nbformat.read(RESULTS_NOTEBOOK, as_version=4)
-    NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
-    assert not any(o.get("output_type") == "error" for o in outputs)
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    outputs, text = _execute(RESULTS_NOTEBOOK, tmp_path)
     for label in ("DAFT", "w/o dual", "HG-DAgger", "HIL-ConRFT", "DSRL", "SAC + demos"):
         assert label in text
     assert "2 bolt(s)" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # the three figures
+
+
+def _execute(path, cwd):
+    """Run a notebook in ``cwd``; its outputs (none an error) and its printed text."""
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    ).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not any(o.get("output_type") == "error" for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    return outputs, text
