@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from daft_env.backends.mujoco import HOME_YAW, R_TOPDOWN
-from daft_env.backends.predicates import PLATE_BOTTOM, SHANK_RADIUS
+from daft_env.backends.predicates import FIXTURE_TOP, PLATE_BOTTOM, SHANK_RADIUS
 from daft_env.errors import ConfigError
 from daft_env.spaces import ACTION_SCALE
 from daft_env.tasks import TASK_NAMES
@@ -123,8 +123,12 @@ class ScriptedExpert:
         rot_err = np.linalg.norm(matrix_to_rotvec(rot @ ps["tcp_rot"].T))
         dxy = np.linalg.norm(t[:2] - g[:2])
         grasp_z = max(LYING_GRASP_Z, g[2] + 0.0005)
-        low = t[2] < grasp_z + 0.003
-        if dxy < 0.003 and rot_err < 0.06 and low:
+        low = t[2] < grasp_z + 0.004
+        # Close once within 4 mm and 0.08 rad; once closing, keep closing while within 6 mm (a
+        # hand does not let go of a grasp it has begun because the next step drifted 1 mm). With
+        # 3 mm and 0.06 rad a hand with action noise 0.1 hovered 20 steps waiting for all three.
+        closing = ps["gripper_command_closed"] and dxy < 0.006 and t[2] < grasp_z + 0.006
+        if (dxy < 0.004 and rot_err < 0.08 and low) or closing:
             if ps["gripper_opening"] < 0.5 * SHANK_RADIUS and ps["gripper_command_closed"]:
                 return self.servo(ps, np.r_[g[:2], grasp_z + 0.02], rot, OPEN)  # missed
             return self.servo(ps, np.r_[g[:2], grasp_z], rot, CLOSE)
@@ -132,17 +136,21 @@ class ScriptedExpert:
             opened = self._release_and_clear(ps)
             if opened is not None and dxy > 0.01:
                 return opened
-        if dxy > 0.03 and t[2] < 0.085 and rot_err > 0.06:
-            # Leaving another bolt (e.g. one just assembled): rise clear of its tip before
-            # turning the hand and travelling, so the open fingers do not sweep through it.
+        near_fixture = np.linalg.norm(t[:2] - ps["fixture_pos"][:2]) < 0.06
+        if dxy > 0.03 and t[2] < 0.085 and rot_err > 0.06 and near_fixture:
+            # Leaving another bolt (one just assembled, at the fixture): rise clear of its tip
+            # before turning the hand and travelling, so the open fingers do not sweep through
+            # it. Away from the fixture there is nothing to clear: the rule made the plan flip
+            # between descending and rising on an upright approach that turned the hand slowly.
             return self.servo(ps, np.r_[t[:2], 0.095], None, OPEN)
-        # Descend once within 4 mm; keep descending (correcting x-y on the way) unless the hand
-        # drifts beyond 8 mm, so small transients during the descent do not restart it.
-        descending = t[2] < 0.04 and dxy < 0.008 and rot_err < 0.1
-        if (dxy > 0.004 or rot_err > 0.06) and not descending:
-            z = 0.035 if t[2] > 0.02 or dxy < 0.02 else t[2] + 0.03
-            return self.servo(ps, np.r_[g[:2], z], rot, OPEN)
-        return self.servo(ps, np.r_[g[:2], grasp_z], rot, OPEN)
+        # Continuous descent: the allowed height rises with the xy and yaw errors, from the grasp
+        # height (within 3 mm and 0.05 rad) to 3.5 cm (8 mm or 0.15 rad), so noise near the bolt
+        # makes a small correction, not a restart of the approach.
+        miss = max((dxy - 0.003) / 0.005, (rot_err - 0.05) / 0.1)
+        z = grasp_z + float(np.clip(miss, 0.0, 1.0)) * (max(0.035, grasp_z) - grasp_z)
+        if dxy > 0.02 and t[2] < 0.02:
+            z = t[2] + 0.03  # far and low: rise as it travels
+        return self.servo(ps, np.r_[g[:2], z], rot, OPEN)
 
     def _grasp_standing(self, ps: Mapping[str, Any], along: float) -> np.ndarray:
         """Grasp the shank of a standing bolt, from above or (after upright) from the side."""
@@ -151,8 +159,14 @@ class ScriptedExpert:
         s = float(np.clip(np.dot(t - o, a), 0.0, 0.07))
         radial = np.linalg.norm(t - (o + a * s))
         on_shank = 0.012 <= s <= 0.061 and radial < 0.003
-        if on_shank:
-            return self.servo(ps, t, None, CLOSE)
+        # Once closing, keep closing while the shank is still between the pads (8 mm), and hold
+        # the hand on the shank axis meanwhile: with action noise 0.1 the hand drifted 6 mm in
+        # the three steps the fingers take to close, and the grasp was given up and restarted.
+        closing = ps["gripper_command_closed"] and 0.012 <= s <= 0.061 and radial < 0.008
+        if on_shank or closing:
+            axis_point = o + a * s
+            hold = t + np.r_[axis_point[:2] - t[:2], 0.0] if abs(a[2]) > 0.5 else t
+            return self.servo(ps, hold, None, CLOSE)
         g = o + a * along
         if abs(approach[2]) < 0.5:  # side grasp: come in horizontally along the approach axis
             level = _rot_between(approach, np.r_[approach[:2], 0.0] / np.linalg.norm(approach[:2]))
@@ -167,18 +181,21 @@ class ScriptedExpert:
             return opened if opened is not None else self.servo(ps, back, level @ rot, OPEN)
         top = o + a * 0.072
         target_rot = self._topdown(ps)
-        dxy = np.linalg.norm(t[:2] - g[:2])
+        dxy = float(np.linalg.norm(t[:2] - g[:2]))
         if dxy > 0.003:
             opened = self._release_and_clear(ps)
             if opened is not None:
                 return opened
-            z = max(top[2] + 0.04, t[2]) if dxy > 0.01 else top[2] + 0.04
-            if dxy > 0.01 and t[2] < top[2] + 0.03:
-                return self.servo(ps, np.r_[t[:2], top[2] + 0.04], target_rot, OPEN)
-            return self.servo(
-                ps, np.r_[g[:2], z if dxy > 0.02 else top[2] + 0.02], target_rot, OPEN
-            )
-        return self.servo(ps, g, target_rot, OPEN)
+        if dxy > 0.02 and t[2] < top[2] + 0.01:
+            # far and low: rise before travelling, so the open fingers do not sweep into it
+            return self.servo(ps, np.r_[t[:2], top[2] + 0.04], target_rot, OPEN)
+        # Continuous descent: the allowed height rises with the xy error, from the grasp point
+        # (within 4 mm) to 2 cm over the tip (1.5 cm) and travel height (2.5 cm). A switch here (rise
+        # 4 cm whenever the error exceeds 3 mm) made the expert fail 151 of 200 episodes with
+        # action noise 0.1, and its takeovers taught rises that no demonstration contains.
+        over = top[2] + 0.02 + 0.02 * float(np.clip((dxy - 0.015) / 0.01, 0.0, 1.0))
+        z = g[2] + float(np.clip((dxy - 0.004) / 0.011, 0.0, 1.0)) * (over - g[2])
+        return self.servo(ps, np.r_[g[:2], z], target_rot, OPEN)
 
 
 class UprightExpert(ScriptedExpert):
@@ -228,6 +245,22 @@ class PickupExpert(ScriptedExpert):
 class AssembleExpert(ScriptedExpert):
     """Bring the hanging head in front of the slot at channel height, then slide it in.
 
+    The insertion is a continuous law, not a switch: a switching law (insert only when aligned
+    within 1 mm, back out beyond 1.5 mm) succeeded 29 of 30 times with action noise 0.05 but 6 of
+    30 with 0.1, and a regressor trained on it averaged the two sides of each switch, pushing
+    forward while the head was still 13 mm high. Here, with the head's error to the channel
+    e = max(|dy|, |dz|) (z_t = 1.5 mm above the slot floor):
+
+    * near the slot, y and z always servo to the channel;
+    * before the entrance, x servos to x_pre + g (x_in - x_pre), with the alignment gate
+      g = clip((3 mm - e) / 2 mm, 0, 1), x_pre 12 mm before the slot and x_in = slot + 25 mm;
+    * inside, it pushes on to x_in while e < 2.5 mm and otherwise eases 3 mm back;
+    * far from the slot it travels at 3 cm above the slot floor, descending continuously as it
+      nears the pre-insertion point; a head that starts at or past the entrance above the fixture
+      first returns in front of it at travel height.
+
+    ``benchmarks/expert_success.py --noise 0 0.1``: the law succeeds as often at noise 0.1 as at 0.
+
     Args:
         slot_offset: (dx, dy) metres added to the slot target, for robustness tests.
     """
@@ -257,27 +290,30 @@ class AssembleExpert(ScriptedExpert):
         target_rot = _rot_between(a, np.array([0.0, 0.0, 1.0])) @ rot
         slot = ps["slot_pos"] + np.r_[self.slot_offset, 0.0]
         z_t = slot[2] + 0.0015  # head rides 1.5 mm above the channel floor, 2 mm under the plates
-        x_pre = slot[0] - 0.012
+        travel = slot[2] + 0.03
+        x_pre, x_in = slot[0] - 0.012, slot[0] + self.depth
         dy, dz = o[1] - slot[1], o[2] - z_t
+        err = max(abs(dy), abs(dz))
+        gate = float(np.clip((0.003 - err) / 0.002, 0.0, 1.0))
 
-        def head_to(p: np.ndarray, speed: float = 1.0) -> np.ndarray:
+        def head_to(p: np.ndarray, speed: float) -> np.ndarray:
             act = self.servo(ps, ps["tcp_pos"] + (p - o), target_rot, CLOSE)
             peak = float(np.max(np.abs(act[:3])))
             if peak > speed:
                 act[:3] *= speed / peak
             return act
 
-        if o[0] > slot[0] - 0.009:  # at or inside the entrance
-            if abs(dy) < 0.0015 and abs(dz) < 0.0015:
-                return head_to(np.r_[slot[0] + self.depth, slot[1], z_t], speed=0.6)
-            return head_to(np.r_[x_pre - 0.004, o[1], o[2]], speed=0.5)  # back out straight
-        dxy = np.linalg.norm(o[:2] - np.r_[x_pre, slot[1]])
-        if dxy > 0.004:
-            travel = slot[2] + 0.03 if dxy > 0.015 else max(z_t, min(o[2], slot[2] + 0.03))
-            return head_to(np.r_[x_pre, slot[1], travel])
-        if abs(dy) < 0.001 and abs(dz) < 0.001:
-            return head_to(np.r_[slot[0] + self.depth, slot[1], z_t], speed=0.6)
-        return head_to(np.r_[x_pre, slot[1], z_t], speed=0.5)
+        if o[0] > slot[0] - 0.009:  # at or past the entrance
+            if o[2] > slot[2] + FIXTURE_TOP + 0.004:  # over the fixture: return in front of it
+                return head_to(np.r_[x_pre - 0.004, slot[1], travel], 1.0)
+            x = x_in if err < 0.0025 else o[0] - 0.003
+            return head_to(np.r_[x, slot[1], z_t], 0.6)
+        d_pre = float(np.linalg.norm(o[:2] - np.r_[x_pre, slot[1]]))
+        # from travel height 15 mm away down to the channel 4 mm away; the advance fades in as
+        # the head arrives, so nothing switches on the way
+        blend = float(np.clip((d_pre - 0.004) / 0.011, 0.0, 1.0))
+        x = x_pre + (1.0 - blend) * gate * (x_in - x_pre)
+        return head_to(np.r_[x, slot[1], z_t + blend * (travel - z_t)], 0.6 + 0.4 * blend)
 
 
 class TaskFollowingExpert(ScriptedExpert):
