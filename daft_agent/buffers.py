@@ -4,6 +4,9 @@ Per task i: demonstrations D_demos^i, rollouts D_rollouts^i and interventions D_
 talk-and-tweak buffer D_talk-tweak. An online episode is split per step by its ``intervened``
 flags (Algorithm 1, lines 20-26): autonomous steps go to the rollouts, intervened steps to the
 interventions, and interventions also join the demos and the talk-tweak buffer (lines 28-29).
+Every row keeps two actions: ``actions`` (executed; the critics' TD targets follow from it) and
+``labels`` (what imitation learns from: the operator's intended action on intervened steps,
+:attr:`daft_env.episode.Episode.labels`; the executed action elsewhere).
 
 Sampling:
 * warm-up: B/N transitions from each task's demos (line 4);
@@ -80,10 +83,14 @@ class TransitionBuffer:
         commands: Sequence[str],
         mask: np.ndarray | None = None,
         task_index: int = 0,
+        labels: np.ndarray | None = None,
     ) -> int:
         """Add the steps of one episode where ``mask`` is True; returns how many were added.
 
         ``task_index`` is the episode's position in the agent's task list (not its global id).
+        ``labels`` are the actions imitation learns from (an operator's intended actions,
+        :attr:`~daft_env.episode.Episode.labels`); default: ``actions``. The critics learn from
+        ``actions``, what was executed.
         """
         t_len = actions.shape[0]
         steps = np.arange(t_len) if mask is None else np.flatnonzero(np.asarray(mask, bool))
@@ -104,6 +111,7 @@ class TransitionBuffer:
             cols = {
                 "obs_idx": (base + steps).astype(np.int64),
                 "actions": np.asarray(actions, np.float32)[steps],
+                "labels": np.asarray(actions if labels is None else labels, np.float32)[steps],
                 "rewards": np.asarray(rewards, np.float32)[steps],
                 "terminated": np.asarray(terminated, np.float32)[steps],
                 "mc_returns": np.asarray(mc_returns, np.float32)[steps],
@@ -126,6 +134,7 @@ class TransitionBuffer:
                 "obs": {k: self._obs[k][oi] for k in self.obs_keys},
                 "next_obs": {k: self._obs[k][oi + 1] for k in self.obs_keys},
                 "actions": self._tr["actions"][idx],
+                "labels": self._tr["labels"][idx],
                 "rewards": self._tr["rewards"][idx],
                 "terminated": self._tr["terminated"][idx],
                 "mc_returns": self._tr["mc_returns"][idx],
@@ -216,6 +225,7 @@ class DualActorReplay:
         if len(commands) != t_len:
             commands = (commands + [NULL_COMMAND] * t_len)[:t_len]
         args = (obs, episode.actions, episode.rewards, terminated, mc, commands)
+        labels = getattr(episode, "labels", episode.actions)
         added = {"demos": 0, "rollouts": 0, "interventions": 0, "talk_tweak": 0}
         t = episode.task
         ti = self.tasks.index(t)
@@ -230,10 +240,11 @@ class DualActorReplay:
                 *args, mask=~intv if as_demos else None, task_index=ti
             )
             if intv.any():
-                added["interventions"] = self.interventions[t].add(*args, mask=intv, task_index=ti)
+                kw = {"mask": intv, "task_index": ti, "labels": labels}
+                added["interventions"] = self.interventions[t].add(*args, **kw)
                 if as_demos:
-                    added["demos"] = self.demos[t].add(*args, mask=intv, task_index=ti)
-                added["talk_tweak"] = self.talk_tweak.add(*args, mask=intv, task_index=ti)
+                    added["demos"] = self.demos[t].add(*args, **kw)
+                added["talk_tweak"] = self.talk_tweak.add(*args, **kw)
         self.n_episodes += 1
         return added
 

@@ -254,7 +254,7 @@ class Learner:
         # Eq. 6 applies BC to the whole batch D (demos + rollouts); bc_on_rollouts=False keeps
         # it to expert actions (demos and interventions) only.
         weights = None if cfg.bc_on_rollouts else joined.get("is_demo")
-        bc, a_pi = pol.actor.head.bc_loss(h_all[:n_main], joined["actions"], weights)
+        bc, a_pi = pol.actor.head.bc_loss(h_all[:n_main], joined["labels"], weights)
 
         # Q_psi_i(s, pi(s)) of every row's own task; the critics' weights enter as constants
         # (detach_params), so the actor's gradient reaches the actions and no critic weight.
@@ -284,7 +284,7 @@ class Learner:
                 h_all[n_main:],
                 mu_cmd,
                 mu_null,
-                t["actions"],
+                t["labels"],
                 q_both,
                 cfg.refinement_bc_trains_primary,
             )

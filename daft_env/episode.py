@@ -49,6 +49,9 @@ class Episode:
         success: whether the episode ended in success.
         embeddings: optional (T+1, D) frozen-backbone embeddings h (Eq. 3).
         metadata: free-form JSON-serialisable details (seed, env id, device, operator).
+        intended_actions: (T, 7) what the operator meant on intervened steps (the clean label of
+            a correction, ``info["intended_action"]``), the executed action elsewhere; None (older
+            files, other sources) reads as ``actions``. See :attr:`labels`.
     """
 
     task: str
@@ -65,9 +68,15 @@ class Episode:
     success: bool
     embeddings: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    intended_actions: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(T, 7) the actions to imitate: ``intended_actions`` when recorded, else ``actions``."""
+        return self.actions if self.intended_actions is None else self.intended_actions
 
 
 def _check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
@@ -135,6 +144,8 @@ class EpisodeRecorder:
     * the executed action: ``info["executed_action"]`` when present, else
       ``info["intervention_action"]`` when ``info["intervened"]``, else the action passed in;
     * the policy's action: ``info["policy_action"]`` when present, else the action passed in;
+    * the intended action: ``info["intended_action"]`` when present and not None, else the
+      executed action;
     * ``intervened``, the reward and ``terminated``.
 
     :meth:`finish` applies the one success rule: ``info["is_success"]`` of the last step when
@@ -166,6 +177,7 @@ class EpisodeRecorder:
         self._obs: list[Any] = []
         self._actions: list[np.ndarray] = []
         self._policy_actions: list[np.ndarray] = []
+        self._intended: list[np.ndarray] = []
         self._intervened: list[bool] = []
         self._rewards: list[float] = []
         self._terminated: list[bool] = []
@@ -215,6 +227,10 @@ class EpisodeRecorder:
         self._obs.append(obs)
         self._actions.append(np.asarray(executed, dtype=np.float32).reshape(-1))
         self._policy_actions.append(np.asarray(policy, dtype=np.float32).reshape(-1))
+        intended = info.get("intended_action")
+        self._intended.append(
+            self._actions[-1] if intended is None else np.asarray(intended, np.float32).reshape(-1)
+        )
         self._intervened.append(intervened)
         self._rewards.append(float(reward))
         self._terminated.append(bool(terminated))
@@ -275,6 +291,7 @@ class EpisodeRecorder:
             success=success,
             embeddings=embeddings,
             metadata=meta,
+            intended_actions=np.stack(self._intended),
         )
         self.discard()
         return episode

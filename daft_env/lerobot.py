@@ -22,7 +22,8 @@ Features: ``observation.images.<key>`` (video, one MP4 per camera per file, writ
 ``mp4v`` MPEG-4 encoder, the one every OpenCV build has: lossy, so frames come back close, not
 equal), ``observation.state`` (the ``gripper`` proprioception, as in the paper),
 ``observation.environment_state`` (privileged sim ``state``), ``observation.<key>`` for any other
-observation, ``action``, and the talk-and-tweak extras ``policy_action``, ``intervened``,
+observation, ``action``, and the talk-and-tweak extras ``policy_action``, ``intended_action`` (the operator's
+clean label on intervened steps), ``intervened``,
 ``refinement_command`` (string), ``next.reward`` and ``next.done``. Episode-level DAFT fields (task
 name, kind, success, metadata) are ``daft/*`` columns of the episodes table.
 """
@@ -66,6 +67,7 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
 #: the step fields DAFT adds as extra features
 EXTRA_FEATURES: dict[str, dict[str, Any]] = {
     "policy_action": {"dtype": "float32", "shape": [7], "names": ACTION_NAMES},
+    "intended_action": {"dtype": "float32", "shape": [7], "names": ACTION_NAMES},
     "intervened": {"dtype": "bool", "shape": [1], "names": None},
     "refinement_command": {"dtype": "string", "shape": [1], "names": None},
     "next.reward": {"dtype": "float32", "shape": [1], "names": None},
@@ -313,6 +315,7 @@ def export_lerobot(
         step = {
             "action": np.asarray(ep.actions, np.float32),
             "policy_action": np.asarray(ep.policy_actions, np.float32),
+            "intended_action": np.asarray(ep.labels, np.float32),
             "intervened": np.asarray(ep.intervened, bool),
             "refinement_command": np.asarray(ep.refinement_commands, dtype=object),
             "next.reward": np.asarray(ep.rewards, np.float32),
@@ -547,6 +550,9 @@ def read_lerobot(
                 .astype(np.float32)
                 .reshape(t_len, -1),
                 intervened=col.get("intervened", np.zeros(t_len, bool)).astype(bool).reshape(-1),
+                intended_actions=None
+                if col.get("intended_action") is None
+                else col["intended_action"].astype(np.float32).reshape(t_len, -1),
                 rewards=np.asarray(rewards, np.float32).reshape(-1),
                 terminated=np.asarray(done, bool).reshape(-1),
                 refinement_commands=[str(c) for c in commands]

@@ -145,6 +145,7 @@ def validate_episode(ep: Episode) -> None:
     checks = {
         "actions": np.shape(ep.actions)[:1],
         "policy_actions": np.shape(ep.policy_actions)[:1],
+        "intended_actions": np.shape(ep.labels)[:1],
         "intervened": np.shape(ep.intervened)[:1],
         "rewards": np.shape(ep.rewards)[:1],
         "terminated": np.shape(ep.terminated)[:1],
@@ -204,6 +205,8 @@ def write_episode_file(path: Path, ep: Episode, compression: str | None = "lzf")
             _write_dataset(obs, key, np.asarray(arr), compression)
         _write_dataset(f, "actions", np.asarray(ep.actions), compression)
         _write_dataset(f, "policy_actions", np.asarray(ep.policy_actions), compression)
+        if ep.intended_actions is not None:
+            _write_dataset(f, "intended_actions", np.asarray(ep.intended_actions), compression)
         _write_dataset(f, "intervened", np.asarray(ep.intervened, dtype=bool), compression)
         _write_dataset(f, "rewards", np.asarray(ep.rewards, dtype=np.float32), compression)
         _write_dataset(f, "terminated", np.asarray(ep.terminated, dtype=bool), compression)
@@ -249,6 +252,8 @@ def read_episode_file(path: Path) -> Episode:
                 success=bool(f.attrs["success"]),
                 embeddings=embeddings,
                 metadata=json.loads(f.attrs["metadata"]),
+                # absent in files written before it was recorded: they read as the actions
+                intended_actions=f["intended_actions"][()] if "intended_actions" in f else None,
             )
             if int(f.attrs["length"]) != len(ep):
                 raise CorruptEpisodeError(f"{path}: length attribute disagrees with the data")

@@ -42,6 +42,10 @@ class InterventionWrapper(gym.Wrapper):
     * ``policy_action`` ((7,) float64): what the policy proposed (validated).
     * ``intervention_action``: the device's (7,) action when ``intervened``, else ``None`` (never a
       NaN-filled placeholder, so that a stray use fails loudly).
+    * ``intended_action``: when ``intervened``, the (7,) action the operator meant
+      (:meth:`~hardware.teleop.base.TeleopCommand.intended_action`: a simulated operator's plan,
+      without its hand noise and the ramp from rest at each takeover); else ``None``. It is the
+      clean label that imitation learns from; the executed action is what the critics learn from.
     * ``executed_action`` ((7,), the action space's dtype): what was sent to the env (before the
       backend's safety clipping).
     * ``labelled``: list of ``(step_index, command)`` whose Eq. 12-13 labels became final at this
@@ -133,8 +137,10 @@ class InterventionWrapper(gym.Wrapper):
         if cmd.emergency_stop:
             return self._emergency_stop(policy_action, cmd, step_index)
         intervened = bool(cmd.intervening)
+        intended = None
         if intervened:
             executed = validate_action(cmd.as_action())
+            intended = validate_action(cmd.intended_action()).astype(self.env.action_space.dtype)
         else:
             executed = policy_action
         # sent in the env's action dtype (float32), as a policy would; the labeler and the
@@ -153,6 +159,7 @@ class InterventionWrapper(gym.Wrapper):
             labels += self.labeler.flush()
         self._record_labels(labels)
         self._step_info(info, policy_action, executed, intervened, labels, cmd, step_index)
+        info["intended_action"] = intended
         if done:
             self._episode_end_info(info)
         self._last_obs, self._last_info = obs, info
@@ -216,6 +223,7 @@ class InterventionWrapper(gym.Wrapper):
         ):
             info.pop(key, None)
         self._step_info(info, policy_action, None, False, labels, cmd, step_index)
+        info["intended_action"] = None
         self._episode_end_info(info)
         return self._last_obs, 0.0, False, True, info
 

@@ -34,6 +34,9 @@ class TeleopCommand:
         emergency_stop: True when the operator asks for an immediate stop.
         buttons: names of buttons currently pressed.
         refinement_command: a spoken/typed language refinement command (talk without tweak), or None.
+        intended: the (7,) action the operator meant, when the device knows it apart from what it
+            sends (a simulated operator's plan, before hand noise and the rate limit of a hand
+            that starts each takeover at rest); None: what it sends is what it meant.
         timestamp: ``time.monotonic()`` when the reading was taken.
     """
 
@@ -44,6 +47,7 @@ class TeleopCommand:
     emergency_stop: bool = False
     buttons: frozenset[str] = frozenset()
     refinement_command: str | None = None
+    intended: np.ndarray | None = None
     timestamp: float = field(default_factory=time.monotonic)
 
     def as_action(self) -> np.ndarray:
@@ -51,6 +55,12 @@ class TeleopCommand:
         return np.concatenate(
             [np.asarray(self.translation, float), np.asarray(self.rotation, float), [self.gripper]]
         ).clip(-1.0, 1.0)
+
+    def intended_action(self) -> np.ndarray:
+        """The 7-d action the operator meant: ``intended`` when set, else :meth:`as_action`."""
+        if self.intended is None:
+            return self.as_action()
+        return np.asarray(self.intended, float).reshape(-1).clip(-1.0, 1.0)
 
 
 @runtime_checkable

@@ -307,6 +307,51 @@ def test_state_backbone_normalises_and_embeds_task():
         StateBackbone(spaces.Dict({"gripper": spaces.Box(0, 1, (1,))}))
 
 
+def test_millimetre_features_resolve_millimetres_after_the_normaliser_is_fitted():
+    from daft_env.spaces import STATE_DIM, STATE_SLICES
+
+    space = spaces.Dict(
+        {"state": spaces.Box(-10, 10, (STATE_DIM,)), "gripper": spaces.Box(0, 1, (1,))}
+    )
+    rng = np.random.default_rng(0)
+    demos = rng.normal(0.0, 0.05, (500, STATE_DIM)).astype(np.float32)  # positions over ~5 cm
+    bb = StateBackbone(space, task_embedding_dim=2)
+    bb.fit_normalizer({"state": demos, "gripper": np.zeros((500, 1))})
+
+    def features(bolt_minus_slot_mm: float) -> torch.Tensor:
+        s = np.zeros((1, STATE_DIM), np.float32)
+        s[0, STATE_SLICES["bolt_pos"]] = (0.5 + bolt_minus_slot_mm / 1000, 0.0, 0.0)
+        s[0, STATE_SLICES["slot_pos"]] = (0.5, 0.0, 0.0)
+        with torch.no_grad():
+            return bb({"state": torch.as_tensor(s), "gripper": torch.zeros(1, 1)})[0]
+
+    # 1 mm of slot - bolt moves its millimetre feature by tanh(0.2) ~ 0.2, standardised over
+    # 5 cm the plain difference moves by about 0.03
+    a, b = features(0.0), features(1.0)
+    fine_x = STATE_DIM + 1 + 6 + 3  # the slot - bolt pair's x among the millimetre features
+    assert abs(float(a[fine_x] - b[fine_x])) == pytest.approx(np.tanh(0.2), rel=1e-3)
+    assert abs(float(a[STATE_DIM + 1 + 3] - b[STATE_DIM + 1 + 3])) < 0.05
+    no_fine = StateBackbone(space, fine_scale=0)
+    assert no_fine.in_dim == bb.in_dim - 6
+
+
+def test_interventions_are_imitated_with_the_operators_intended_action():
+    r = replay()
+    flags = np.array([False, True, True, False])
+    ep = make_episode("assemble", "interventions", t_len=4, intervened=flags, action_value=0.1)
+    ep.intended_actions = ep.actions.copy()
+    ep.intended_actions[flags] = 0.9  # the plan; the executed command ramped up from rest
+    added = r.add_episode(ep)
+    assert added["demos"] == 2 and added["rollouts"] == 2
+    demos = r.demos["assemble"].sample(64, np.random.default_rng(0))
+    np.testing.assert_allclose(demos["labels"], 0.9)  # imitation learns the plan...
+    np.testing.assert_allclose(demos["actions"], 0.1)  # ...the critics what was executed
+    tt = r.talk_tweak.sample(16, np.random.default_rng(0))
+    np.testing.assert_allclose(tt["labels"], 0.9)
+    rollouts = r.rollouts["assemble"].sample(16, np.random.default_rng(0))
+    np.testing.assert_allclose(rollouts["labels"], rollouts["actions"])
+
+
 def test_relative_state_features_are_the_experts_quantities():
     from daft_env.spaces import STATE_DIM, STATE_LAYOUT
 
@@ -329,10 +374,12 @@ def test_relative_state_features_are_the_experts_quantities():
     ):
         state[0, offsets[name] : offsets[name] + 3] = v
     bb = StateBackbone(space, task_embedding_dim=2)  # DAFT's layout: relative by default
-    assert bb.relative and bb.features_dim == STATE_DIM + 1 + 6 + 2
+    assert bb.relative and bb.features_dim == STATE_DIM + 1 + 6 + 6 + 2
     h = bb({"state": torch.as_tensor(state), "gripper": torch.zeros(1, 1)})
     extra = h[0, STATE_DIM + 1 : STATE_DIM + 7]  # the normaliser is still the identity
     torch.testing.assert_close(extra, torch.tensor([0.2, 0, -0.2, 0.2, 0.1, 0]))
+    fine = h[0, STATE_DIM + 7 : STATE_DIM + 13]  # tanh(delta / 5 mm): saturated at 10 cm
+    torch.testing.assert_close(fine, torch.tanh(torch.tensor([0.2, 0, -0.2, 0.2, 0.1, 0]) / 0.005))
     assert not StateBackbone(space, relative=False).relative
     other = spaces.Dict({"state": spaces.Box(-1, 1, (5,)), "gripper": spaces.Box(0, 1, (1,))})
     assert not StateBackbone(other).relative  # another layout: plain state
