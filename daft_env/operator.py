@@ -11,11 +11,13 @@ action a^e (the plan), and compares the policy's proposal a^p with it:
 
 in normalised action units.
 
-Takeover mode (training): a person on a budget
-------------------------------------------------
-**Triggers.** A takeover starts when
+Takeover mode (training): a person who helps where help is needed
+-------------------------------------------------------------------
+**Triggers.** A person takes over when the robot is heading for failure, not to spend a quota. A
+takeover starts when
 
-* ``dev > theta`` (the policy strays from the plan; theta adapts, see below), or
+* ``dev > theta`` on ``persist_steps`` consecutive steps (the policy strays from a plan that
+  would succeed, and keeps straying: one step of jitter is not a reason to grab the stick), or
 * it **stalls**: over the last ``stall_steps`` steps the TCP moved less than ``stall_distance``
   while the plan asked for motion (mean ||a^e_xyz|| > ``stall_intent``), or
 * a **safety** rule fires: the policy heads into a collision (its next TCP height would be below
@@ -24,7 +26,7 @@ Takeover mode (training): a person on a budget
   exceeds ``max_contact_force``, or it would open the gripper on a grasped bolt the plan holds
   (``"drop"``).
 
-**Budget.** Every intervened step is paid from one credit account, whatever started the takeover
+**Budget: a cap, not a target.** Every intervened step is paid from one credit account, whatever started the takeover
 (deviation, stall or safety) and however long it lasts. With r = ``target_rate``,
 
     c_0 = min_takeover,    c_{t+1} = min(c_t + r - 1[step t intervened], max_credit).
@@ -42,13 +44,17 @@ budget gets less). A policy that needs more help than the budget (zero or random
 corrected at exactly the rate r, up to that O(1/N) term: the operator then lets it fail rather than
 finish every episode itself (the paper's human corrects ~15% of steps, not 100% of the hard ones).
 
-**Threshold.** Which deviations count as straying adapts in log space after every step,
+**Threshold.** theta is fixed by default (``adapt=False``): what counts as straying does not depend
+on how much budget is left, so the share of corrected steps falls as the policy improves and is
+near zero on a task the policy solves. ``adapt=True`` restores a quantile-tracking rule,
 
     log theta <- log theta + kappa (1[intervened] - r),   theta in [theta_min, theta_max],
 
-a stochastic-approximation (quantile-tracking) rule: for a policy whose deviations span the bounds
-(a noisy expert) the budget rarely binds and the realised share settles at r; for a poor policy
-theta falls to theta_min and the budget alone sets the share.
+which aims at the share r whatever the policy does. Measured with ``daft train --preset state``
+(seed 0, 15,000 steps): with it the operator held 12.2 % and 12.8 % of the steps of upright and
+pickup, two tasks the policy already solved 99-100 % of the time alone, and 18.4 % of assemble's.
+Default theta = 0.3 with ``persist_steps`` = 2: a noise-0.05 expert (1 mm per step off the plan)
+deviates by about 0.11, a policy pushing into the slot 2 mm out of line by 0.6 or more.
 
 **Release.** A takeover ends, and this step is the policy's again, once no safety rule holds and
 
@@ -64,6 +70,10 @@ theta falls to theta_min and the budget alone sets the share.
 noise, u = a^e (1 + N(0, hand_noise^2)) per axis (a hand at rest on the cap sends exactly zero; a
 moving hand over- or undershoots), rate-limited to ``max_delta`` per step and axis from its
 previous command (the cap starts at rest, 0, when a takeover begins), the gripper as a button.
+The plan itself travels as the command's ``intended`` action (``info["intended_action"]``,
+``Episode.intended_actions``): the clean label that imitation learns from, while the critics
+learn from what was executed. Imitating the executed commands taught the policy the ramp from
+rest and the hand noise (issue 17).
 
 **Rejected proposals.** The policy is queried on every step, taken over or not: the wrapper puts its
 proposal in ``info["policy_action"]`` on every step (intervened ones included), and
@@ -119,9 +129,11 @@ class OperatorConfig:
     """Settings of :class:`SimulatedOperator` (the module docstring states each rule).
 
     Attributes:
-        target_rate: r, the share of intervened steps the budget pays for (paper: ~0.15).
+        target_rate: r, the most intervened steps the budget pays for, as a share of all steps
+            (paper: ~0.15); a cap, not a target.
         mode: ``"takeover"`` (tweak, training) or ``"speak"`` (talk only, evaluation).
-        adapt: adapt theta towards ``target_rate``; False keeps ``threshold`` fixed.
+        adapt: adapt theta towards ``target_rate`` (a quota); False (default) keeps ``threshold``
+            fixed, so the operator helps only where the policy strays.
         threshold: initial deviation threshold theta (normalised action units).
         threshold_min: lower bound of theta: a policy this close to the plan is never corrected.
         threshold_max: upper bound of theta: a deviation this large always counts as straying.
@@ -131,6 +143,7 @@ class OperatorConfig:
         min_takeover: fewest steps of one takeover (unless the episode ends).
         max_takeover: most steps of one takeover, unless a safety rule still holds.
         agree_steps: consecutive agreeing proposals (dev <= theta) after which it releases.
+        persist_steps: consecutive straying proposals (dev > theta) before a deviation takeover.
         max_credit: most steps of unused budget the operator saves up (the cap of c_t).
         max_debt: most steps a safety takeover may borrow beyond the budget.
         stall_steps: window of the stall rule (steps).
@@ -144,6 +157,8 @@ class OperatorConfig:
         fixture_height: height (m) of the fixture top above the slot floor.
         max_contact_force: normal force (N) between robot and table/fixture that triggers a
             takeover; None disables the contact rule.
+        drop_height: the drop rule fires only when the bolt's lowest point is higher than this
+            (m) above the table: letting go of it just above the table is setting it down.
         hand_noise: std of the operator's multiplicative hand noise on the six motion
             components (0.1 = the hand over- or undershoots the plan by about 10%).
         max_delta: rate limit per step and axis of the operator's command (normalised units).
@@ -157,8 +172,8 @@ class OperatorConfig:
 
     target_rate: float = 0.15
     mode: str = "takeover"
-    adapt: bool = True
-    threshold: float = 0.35
+    adapt: bool = False
+    threshold: float = 0.5
     threshold_min: float = 0.08
     threshold_max: float = 0.8
     adapt_gain: float = 0.05
@@ -167,16 +182,18 @@ class OperatorConfig:
     min_takeover: int = 3
     max_takeover: int = 20
     agree_steps: int = 3
+    persist_steps: int = 3
     max_credit: float = 20.0
     max_debt: float = 5.0
     stall_steps: int = 4
     stall_distance: float = 0.003
     stall_intent: float = 0.25
-    safe_height: float = 0.01
-    collision_margin: float = 0.003
+    safe_height: float = 0.003
+    collision_margin: float = 0.005
     fixture_radius: float = 0.06
     fixture_height: float = 0.012
     max_contact_force: float | None = 60.0
+    drop_height: float = 0.01
     hand_noise: float = 0.1
     max_delta: float = 0.6
     expert_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -204,8 +221,11 @@ class OperatorConfig:
             raise ConfigError(
                 f"need 1 <= min_takeover <= max_takeover; got {self.min_takeover}, {self.max_takeover}"
             )
-        if self.agree_steps < 1:
-            raise ConfigError(f"agree_steps must be >= 1; got {self.agree_steps}")
+        if self.agree_steps < 1 or self.persist_steps < 1:
+            raise ConfigError(
+                f"agree_steps and persist_steps must be >= 1; got {self.agree_steps}, "
+                f"{self.persist_steps}"
+            )
         if self.max_credit < self.min_takeover:
             raise ConfigError(
                 f"max_credit ({self.max_credit}) must be >= min_takeover ({self.min_takeover}), "
@@ -304,6 +324,7 @@ class SimulatedOperator:
         self.active = False
         self._len = 0
         self._agree = 0
+        self._stray_run = 0
         self._out = np.zeros(6)
         self._tcp_hist: deque[np.ndarray] = deque(maxlen=self.config.stall_steps + 1)
         self._intent_hist: deque[float] = deque(maxlen=self.config.stall_steps)
@@ -378,7 +399,8 @@ class SimulatedOperator:
     def _safety(self, ps: Mapping[str, Any], a_p: np.ndarray, plan: np.ndarray) -> str | None:
         c = self.config
         tcp = np.asarray(ps["tcp_pos"], dtype=np.float64)
-        if ps["grasped"] and plan[6] > 0 and a_p[6] <= 0:
+        # opening a bolt onto the table from a few millimetres is setting it down, not a drop
+        if ps["grasped"] and plan[6] > 0 and a_p[6] <= 0 and ps["bolt_clearance"] > c.drop_height:
             return "drop"
         z_p = tcp[2] + np.clip(a_p[2], -1, 1) * self.scale[2]
         z_e = tcp[2] + plan[2] * self.scale[2]
@@ -425,7 +447,7 @@ class SimulatedOperator:
             return safety if self._can_pay(True, True) else None
         if not self._can_pay(False, True):
             return None
-        if dev > self.threshold:
+        if self._stray_run >= self.config.persist_steps:
             return "deviation"
         if self._stalled():
             return "stall"
@@ -452,6 +474,7 @@ class SimulatedOperator:
         self._tcp_hist.append(np.asarray(ps["tcp_pos"], dtype=np.float64).copy())
         self._intent_hist.append(float(np.linalg.norm(plan[:3])))
         safety = self._safety(ps, a_p, plan)
+        self._stray_run = self._stray_run + 1 if dev > self.threshold else 0
 
         if self.active:
             self._agree = self._agree + 1 if dev <= self.threshold else 0
@@ -469,6 +492,7 @@ class SimulatedOperator:
             if reason is not None:
                 self.active = True
                 self._len = 1
+                self._stray_run = 0
                 self._agree = 0
                 self._out = np.zeros(6)
                 self.takeovers += 1
@@ -501,6 +525,7 @@ class SimulatedOperator:
             gripper=1.0 if plan[6] > 0 else -1.0,
             intervening=True,
             buttons=frozenset({"intervention"}),
+            intended=np.r_[np.clip(plan[:6], -1.0, 1.0), 1.0 if plan[6] > 0 else -1.0],
         )
 
     def _speak(self, a_p: np.ndarray, plan: np.ndarray) -> None:

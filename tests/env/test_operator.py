@@ -78,12 +78,34 @@ def plan_of(env):
 
 
 # ---------------------------------------------------------------------------------- the budget
+def test_a_policy_that_succeeds_alone_gets_almost_no_help(env):
+    # need, not quota: a noisy expert (1 mm per step off the plan) solves every task alone, so a
+    # person would leave it be; the budget (15 %) is a cap and stays unspent
+    op = SimulatedOperator(env, target_rate=0.15, seed=3)
+    noisy = make_expert("multi", noise=0.05, seed=4)
+    share = realised_share(env, op, lambda: noisy.act(env.unwrapped.privileged_state()))
+    assert share <= 0.03, f"share {share:.3f}"
+
+
 @pytest.mark.parametrize("target", [0.15, 0.3])
-def test_share_meets_the_target_on_a_noisy_expert(env, target):
-    op = SimulatedOperator(env, target_rate=target, seed=3)
+def test_the_adaptive_threshold_spends_the_budget_as_a_quota(env, target):
+    # adapt=True: theta tracks the quantile that spends target_rate, whatever the policy needs
+    op = SimulatedOperator(env, target_rate=target, adapt=True, seed=3)
     noisy = make_expert("multi", noise=0.1, seed=4)
     share = realised_share(env, op, lambda: noisy.act(env.unwrapped.privileged_state()))
     assert abs(share - target) <= SHARE_TOLERANCE, f"share {share:.3f}, target {target}"
+
+
+def test_a_deviation_takes_over_only_when_it_persists(env):
+    op = SimulatedOperator(env, target_rate=1.0, persist_steps=2, seed=7)
+    w = InterventionWrapper(env, op)
+    # one straying proposal: a person lets one step of jitter pass
+    infos = run(w, "assemble", 7000, offset_plan(env, bad_steps=1))
+    assert not any(i["intervened"] for i in infos)
+    # two in a row: the second step is the operator's
+    infos = run(w, "assemble", 7000, offset_plan(env, bad_steps=2))
+    assert [i["intervened"] for i in infos[:2]] == [False, True]
+    assert op.reasons["deviation"] == 1
 
 
 @pytest.mark.parametrize("policy_kind", ["zero", "random"])
@@ -142,7 +164,7 @@ def offset_plan(env, bad_steps, dx=0.8):
 def test_release_once_the_policy_agrees_without_a_phase_change(env):
     # assemble: the bolt stays grasped and the plan keeps the gripper closed, so the phase never
     # changes; the operator must still hand back as soon as the policy has agreed agree_steps times
-    op = SimulatedOperator(env, target_rate=1.0, adapt=False, threshold=0.35, seed=7)
+    op = SimulatedOperator(env, target_rate=1.0, threshold=0.35, persist_steps=1, seed=7)
     w = InterventionWrapper(env, op)
     infos = run(w, "assemble", 7000, offset_plan(env, bad_steps=2))
     flags = [i["intervened"] for i in infos]
@@ -155,7 +177,13 @@ def test_release_once_the_policy_agrees_without_a_phase_change(env):
 
 def test_min_takeover_is_kept_even_when_the_policy_agrees_at_once(env):
     op = SimulatedOperator(
-        env, target_rate=1.0, adapt=False, min_takeover=6, agree_steps=1, max_takeover=10, seed=8
+        env,
+        target_rate=1.0,
+        min_takeover=6,
+        agree_steps=1,
+        max_takeover=10,
+        persist_steps=1,
+        seed=8,
     )
     w = InterventionWrapper(env, op)
     infos = run(w, "assemble", 7001, offset_plan(env, bad_steps=1))
@@ -163,7 +191,7 @@ def test_min_takeover_is_kept_even_when_the_policy_agrees_at_once(env):
 
 
 def test_max_takeover_ends_a_takeover_the_policy_never_agrees_with(env):
-    op = SimulatedOperator(env, target_rate=1.0, adapt=False, max_takeover=5, seed=9)
+    op = SimulatedOperator(env, target_rate=1.0, max_takeover=5, persist_steps=1, seed=9)
     w = InterventionWrapper(env, op)
     infos = run(w, "assemble", 7002, offset_plan(env, bad_steps=1000))
     flags = [i["intervened"] for i in infos]
@@ -338,6 +366,47 @@ def test_rejected_proposals_are_in_info_and_in_the_stored_episode(env, tmp_path)
     np.testing.assert_allclose(ep.policy_actions, np.stack(proposals), atol=1e-6)
     # on intervened steps the executed action is the operator's, not the rejected proposal
     assert not np.allclose(ep.actions[ep.intervened], ep.policy_actions[ep.intervened])
+
+
+def test_the_intended_action_is_the_plan_without_ramp_or_hand_noise(env, tmp_path):
+    from daft_env.store import EpisodeStore
+    from daft_env.wrappers import RecordEpisodeToStore
+
+    store = EpisodeStore(tmp_path)
+    op = SimulatedOperator(env, target_rate=1.0, seed=9, max_delta=0.3, hand_noise=0.1)
+    rec = RecordEpisodeToStore(InterventionWrapper(env, op), store)
+    rec.reset(seed=5001, options={"task": "pickup"})
+    plans, infos = [], []
+    for _ in range(12):
+        _, _, term, trunc, info = rec.step(np.zeros(7))
+        plans.append(op.last_plan.copy())
+        infos.append(info)
+        if term or trunc:
+            break
+    intervened = [i for i, info in enumerate(infos) if info["intervened"]]
+    assert len(intervened) >= 5
+    for i, info in enumerate(infos):
+        if info["intervened"]:
+            np.testing.assert_allclose(
+                info["intended_action"][:6], np.clip(plans[i][:6], -1, 1), atol=1e-6
+            )
+        else:
+            assert info["intended_action"] is None
+    # the executed command starts at rest and is noisy; the intended one is the plan
+    first = intervened[0]
+    assert np.abs(infos[first]["executed_action"][:3]).max() <= 0.3 + 1e-6
+    assert np.abs(infos[first]["intended_action"][:3]).max() > 0.3
+    ep = rec.recorder  # the episode is not finished: finish it by hand from the recorder
+    episode = ep.finish(infos[-1])
+    np.testing.assert_allclose(
+        episode.labels[intervened], np.stack([infos[i]["intended_action"] for i in intervened])
+    )
+    not_iv = ~episode.intervened
+    np.testing.assert_array_equal(episode.labels[not_iv], episode.actions[not_iv])
+    path = store.add(episode)
+    again = next(iter(store.episodes()))
+    assert path is not None
+    np.testing.assert_array_equal(again.intended_actions, episode.intended_actions)
 
 
 # ---------------------------------------------------------------------------------- speak mode
