@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from daft_env.backends import Backend, make_backend
+from daft_env.backends.predicates import FAILURE_PREDICATES
 from daft_env.errors import ConfigError
 from daft_env.perception import as_perception_error, perturb_state_vector, seeded_rng
 from daft_env.spaces import (
@@ -74,6 +75,12 @@ class BoltEnv(gym.Env):
             side grasp; neither occurs in the tasks' own resets, so a policy trained without
             them does not chain. Sim only (needs privileged state); 0 (default) is off. A chain
             the expert does not finish falls back to the task's own reset.
+        failure_terminal: end an episode, terminated with reward 0, in a state the task cannot
+            recover from (:data:`~daft_env.backends.predicates.FAILURE_PREDICATES`: an assemble
+            bolt tilted past 45 deg or dropped on the table), with ``info["failure"]`` naming it,
+            so a critic learns that the state is worth nothing instead of bootstrapping an
+            optimistic value from a truncated episode. Sim only; False (default) runs on to the
+            step limit. ``info["failure"]`` is None on every other step.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 10}
@@ -89,6 +96,7 @@ class BoltEnv(gym.Env):
         n_bolts: int = 1,
         perception_error: Any = None,
         chained_starts: float = 0.0,
+        failure_terminal: bool = False,
     ) -> None:
         if task not in MODES:
             get_task(task)  # raises UnknownTaskError listing the valid names
@@ -109,6 +117,7 @@ class BoltEnv(gym.Env):
                 f"chained_starts needs the multi-task env (BoltMultiTask-Sim-v0), not task={task!r}"
             )
         self.chained_starts = float(chained_starts)
+        self.failure_terminal = bool(failure_terminal)
         #: whether this episode started from a chain (see ``chained_starts``)
         self.chained = False
         self.perception_error = as_perception_error(perception_error)
@@ -150,6 +159,11 @@ class BoltEnv(gym.Env):
             raise ConfigError(
                 f"obs_mode={obs_mode!r} needs privileged state, which only simulation has; "
                 "use obs_mode='pixels' with this backend."
+            )
+        if self.failure_terminal and not self.backend.has_privileged_state:
+            raise ConfigError(
+                "failure_terminal reads the privileged state, which only simulation has; use "
+                "failure_terminal=False with this backend"
             )
         if self.chained_starts and not self.backend.has_privileged_state:
             raise ConfigError(
@@ -281,9 +295,15 @@ class BoltEnv(gym.Env):
                 success = False
             else:
                 terminated = True
+        failure = None
+        if self.failure_terminal and not (terminated or fault):
+            check = FAILURE_PREDICATES.get(self.task.name)
+            failure = None if check is None else check(self.backend.privileged_state())
+            terminated = failure is not None
         truncated = (not terminated) and (fault or self._subtask_steps >= self.max_episode_steps)
         info = self._info(success, status.info, report)
-        info["failed"] = bool(status.failed)
+        info["failed"] = bool(status.failed) or failure is not None
+        info["failure"] = failure
         if self.render_mode == "human":
             self.render()
         return self._obs(), reward, terminated, truncated, info

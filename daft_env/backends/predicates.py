@@ -67,6 +67,34 @@ def assemble_success(ps: Mapping[str, Any]) -> bool:
     )
 
 
+#: Assemble failures that no recovery within an episode undoes (``failure_terminal``). A bolt
+#: tilted 45 deg in the grasp: successful expert episodes at action noise 0.2 reached 28 deg at
+#: most (40 episodes), so the threshold is well clear of a tilt the expert straightens out.
+FAILURE_TILT = np.deg2rad(45.0)
+
+
+def assemble_failure(ps: Mapping[str, Any]) -> str | None:
+    """Why an assemble episode can no longer succeed, or None.
+
+    ``"tilted"``: the bolt axis is more than 45 deg from vertical (knocked over in the grasp or
+    jammed across the slot). ``"dropped"``: the bolt is out of the gripper and lies on the table
+    (its lowest point within 2 mm of it), not in the slot.
+    """
+    if ps["bolt_axis"][2] < np.cos(FAILURE_TILT):
+        return "tilted"
+    inserted = ps["slot_depth"] > 0.0 and ps["head_top_in_slot"] <= PLATE_BOTTOM + 0.002
+    if not ps["grasped"] and not inserted and ps["bolt_clearance"] < 0.002:
+        return "dropped"
+    return None
+
+
+#: task -> a predicate naming an unrecoverable failure (None: none); tasks without one never end
+#: early on failure (upright and pickup recover from a knocked or dropped bolt by re-grasping).
+FAILURE_PREDICATES: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "assemble": assemble_failure,
+}
+
+
 SUCCESS_PREDICATES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
     "upright": upright_success,
     "pickup": pickup_success,
@@ -75,6 +103,9 @@ SUCCESS_PREDICATES: dict[str, Callable[[Mapping[str, Any]], bool]] = {
 
 
 __all__ = [
+    "FAILURE_PREDICATES",
+    "FAILURE_TILT",
+    "assemble_failure",
     "ASSEMBLE_MAX_LATERAL",
     "ASSEMBLE_MAX_TILT",
     "ASSEMBLE_MIN_DEPTH",

@@ -236,3 +236,58 @@ def test_a_failing_constructor_closes_the_backend_it_built(monkeypatch):
         BoltEnv(task="pickup", obs_mode="state", backend=own)
     assert _SimWithoutState.closes == 1
     own.close()
+
+
+def _drop_the_bolt(env, seed):
+    """Assemble, opening the gripper at once: the bolt falls out of the hand onto the table."""
+    env.reset(seed=seed)
+    open_hand = np.zeros(7)
+    open_hand[6] = -1.0
+    infos, ends = [], []
+    for _ in range(30):
+        _, reward, terminated, truncated, info = env.step(open_hand)
+        infos.append((reward, info))
+        ends.append((terminated, truncated))
+        if terminated or truncated:
+            break
+    return infos, ends
+
+
+def test_failure_terminal_ends_an_episode_that_cannot_succeed():
+    env = BoltEnv(task="assemble", obs_mode="state", failure_terminal=True)
+    infos, ends = _drop_the_bolt(env, seed=3)
+    reward, info = infos[-1]
+    # the bolt lies on the table: terminated (not truncated), no reward, and info says why
+    assert ends[-1] == (True, False)
+    assert reward == 0.0 and info["failure"] == "dropped" and info["failed"]
+    assert not info["is_success"]
+    assert all(i["failure"] is None for _, i in infos[:-1])
+    assert len(infos) < 30
+    env.close()
+
+    # off by default: the same episode runs on to the step limit
+    env = BoltEnv(task="assemble", obs_mode="state", max_episode_steps=30)
+    infos, ends = _drop_the_bolt(env, seed=3)
+    assert len(infos) == 30 and ends[-1] == (False, True)
+    assert all(i["failure"] is None for _, i in infos)
+    env.close()
+
+
+def test_failure_predicate_names_a_tilted_bolt_and_leaves_a_held_one_alone():
+    from daft_env.backends.predicates import assemble_failure
+
+    held = {
+        "bolt_axis": np.array([0.0, 0.0, 1.0]),
+        "slot_depth": -0.02,
+        "head_top_in_slot": 0.03,
+        "grasped": True,
+        "bolt_clearance": 0.05,
+    }
+    assert assemble_failure(held) is None
+    tilted = dict(held, bolt_axis=np.array([np.sin(0.9), 0.0, np.cos(0.9)]))  # 52 deg
+    assert assemble_failure(tilted) == "tilted"
+    # 28 deg is recoverable: the expert straightened such tilts out at action noise 0.2
+    leaning = dict(held, bolt_axis=np.array([np.sin(0.49), 0.0, np.cos(0.49)]))
+    assert assemble_failure(leaning) is None
+    inserted_and_released = dict(held, grasped=False, slot_depth=0.02, head_top_in_slot=0.005)
+    assert assemble_failure(inserted_and_released) is None
