@@ -22,8 +22,9 @@ from daft_agent.errors import CheckpointError
 
 #: Version of the checkpoint layout. 1 (unversioned): network settings were DualActorAgent
 #: arguments. 2: network settings are ``policy_kwargs`` (``NetworkConfig`` fields). 3: the state
-#: backbone appends relative positions by default (``backbone_kwargs={"relative": ...}``).
-CHECKPOINT_FORMAT = 3
+#: backbone appends relative positions by default (``backbone_kwargs={"relative": ...}``). 4: it
+#: also appends their millimetre features tanh(delta / 5 mm) (``fine_scale``).
+CHECKPOINT_FORMAT = 4
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
@@ -92,8 +93,8 @@ def check_checkpoint(path: Path) -> Path:
             f"{CHECKPOINT_FORMAT}. Format 2 moved the network settings (actor_hidden, "
             "critic_hidden, refinement_hidden, n_critics, K, sigma_min, sigma_data, n_sigmas, "
             "mu_max, backbone, backbone_kwargs) from DualActorAgent's arguments into "
-            "policy_kwargs; format 3 gave the state backbone relative positions by default, so "
-            "its input is wider. Train a new run (e.g. daft train --name <new name>), or load this "
+            "policy_kwargs; format 3 gave the state backbone relative positions by default and "
+            "format 4 their millimetre features, so its input is wider. Train a new run (e.g. daft train --name <new name>), or load this "
             "file with the DAFT release that wrote it."
         )
     return path
