@@ -65,8 +65,14 @@ def make_train_env(
     perception_share: float,
     perception: Any,
     env_kwargs: dict[str, Any] | None = None,
+    failure_terminal: bool = True,
 ) -> Any:
-    """The operator (takeover mode, ``target_rate=operator_rate``) over the (mixed) env."""
+    """The operator (takeover mode, ``target_rate=operator_rate``) over the (mixed) env.
+
+    Training episodes end at an unrecoverable failure (``failure_terminal``, BoltEnv's option:
+    an assemble bolt tilted past 45 deg or dropped), so the critics see failure as terminal. The
+    evaluation envs run to the step limit; success is counted the same either way.
+    """
     import daft_env  # noqa: F401  (registers the ids)
     from daft_env.operator import SimulatedOperator
     from daft_env.wrappers import InterventionWrapper
@@ -76,6 +82,7 @@ def make_train_env(
             env_id,
             obs_mode=obs_mode,
             perception_error=perception if perception_share else None,
+            **({"failure_terminal": True} if failure_terminal else {}),
             **dict(env_kwargs or {}),
         )
     except gym.error.Error as exc:

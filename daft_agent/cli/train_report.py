@@ -90,8 +90,58 @@ def merge_curve(previous: Iterable[dict[str, Any]], new: list[dict[str, Any]]) -
 
 
 def online_entries(store: Any) -> list[Any]:
-    """The store's online episodes (index entries), oldest first per task."""
-    return [e for kind in ONLINE_KINDS for e in store.index(kind=kind)]
+    """The store's online episodes (index entries), oldest first.
+
+    Episode file names begin with the time they were written (one clock reading, to the
+    nanosecond), so their names order them in time across tasks and kinds.
+    """
+    entries = [e for kind in ONLINE_KINDS for e in store.index(kind=kind)]
+    return sorted(entries, key=lambda e: e.path.rsplit("/", 1)[-1])
+
+
+def share_over_training(
+    entries: Sequence[Any], curve: Sequence[dict[str, Any]], solved: float = 0.95
+) -> dict[str, Any]:
+    """How the operator's share moves as the policy learns (issue 17, acceptance 4).
+
+    ``entries`` are the run's online episodes in time order; an episode's online step is the sum
+    of the lengths before it. Returns:
+
+    * ``by_third``: the intervened share of the first, middle and last third of the online
+      steps (an operator that helps where help is needed corrects less as the policy learns);
+    * ``after_solved``: per task, for each curve point at which the task's autonomous success
+      reached ``solved``, the share of that task's steps from that point to the next one (or
+      the end): near zero when the operator leaves a solved task alone.
+    """
+    starts, step = [], 0
+    for e in entries:
+        starts.append(step)
+        step += e.length
+    total = step
+
+    def share(sel: list[Any]) -> float | None:
+        n = sum(e.length for e in sel)
+        return sum(e.n_intervened_steps for e in sel) / n if n else None
+
+    thirds = [
+        share([e for e, s in zip(entries, starts, strict=True) if lo <= s < hi])
+        for lo, hi in ((0, total / 3), (total / 3, 2 * total / 3), (2 * total / 3, total + 1))
+    ]
+    points = sorted(curve, key=lambda r: r["online_step"])
+    after: dict[str, list[dict[str, Any]]] = {}
+    for k, row in enumerate(points):
+        lo = row["online_step"]
+        hi = points[k + 1]["online_step"] if k + 1 < len(points) else total + 1
+        for task, rate in row["autonomous_success"].items():
+            if rate < solved:
+                continue
+            sel = [
+                e for e, s in zip(entries, starts, strict=True) if e.task == task and lo <= s < hi
+            ]
+            after.setdefault(task, []).append(
+                {"from_step": lo, "to_step": min(hi, total), "share": share(sel)}
+            )
+    return {"by_third": thirds, "after_solved": after, "solved_threshold": solved}
 
 
 def intervention_share(
@@ -127,12 +177,20 @@ def format_share(share: dict[str, Any]) -> str:
         return "-" if v is None else f"{100 * v:.1f}%"
 
     per_task = ", ".join(f"{t} {pct(v)}" for t, v in share["per_task"].items())
-    return (
+    line = (
         f"intervened share of the online steps: {pct(share['overall'])} "
         f"({share['intervened_steps']}/{share['episode_steps']} steps of finished episodes; "
         f"{per_task}); "
-        f"configured target_rate {100 * share['target_rate']:.1f}%"
+        f"the operator's cap (target_rate) {100 * share['target_rate']:.1f}%"
     )
+    if "by_third" in share:
+        line += "\nby third of training: " + " / ".join(pct(v) for v in share["by_third"])
+    for task, spans in share.get("after_solved", {}).items():
+        shown = ", ".join(f"{s['from_step']}-{s['to_step']}: {pct(s['share'])}" for s in spans)
+        line += (
+            f"\n{task} after reaching {100 * share['solved_threshold']:.0f}% on the curve: {shown}"
+        )
+    return line
 
 
 def conditions_for(
@@ -210,4 +268,5 @@ __all__ = [
     "learning_curve_callback",
     "merge_curve",
     "online_entries",
+    "share_over_training",
 ]

@@ -262,7 +262,7 @@ def test_checkpoint_of_the_old_layout_names_both_versions(store, tmp_path):
         return json.dumps(data).encode()
 
     _rewrite_zip(tmp_path / "new.zip", tmp_path / "old.zip", old_layout)
-    with pytest.raises(CheckpointError, match="format version none.*reads format 3.*policy_kwargs"):
+    with pytest.raises(CheckpointError, match="format version none.*reads format 4.*policy_kwargs"):
         DualActorAgent.load(tmp_path / "old.zip")
 
 
