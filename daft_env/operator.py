@@ -53,8 +53,16 @@ near zero on a task the policy solves. ``adapt=True`` restores a quantile-tracki
 which aims at the share r whatever the policy does. Measured with ``daft train --preset state``
 (seed 0, 15,000 steps): with it the operator held 12.2 % and 12.8 % of the steps of upright and
 pickup, two tasks the policy already solved 99-100 % of the time alone, and 18.4 % of assemble's.
-Default theta = 0.3 with ``persist_steps`` = 2: a noise-0.05 expert (1 mm per step off the plan)
-deviates by about 0.11, a policy pushing into the slot 2 mm out of line by 0.6 or more.
+Defaults, measured with ``benchmarks/operator_need.py`` on checkpoints of ``daft train``: theta =
+0.5 held for ``persist_steps`` = 3 steps (0.3 s, a person's reaction time), with going the plan's
+way more slowly forgiven (``slow_ok``). A noise-0.05 expert (1 mm per step off the plan) deviates
+by about 0.11; a policy pushing into the slot 2 mm out of line by 0.6 or more. With theta = 0.3
+held 2 steps, a warm-up policy that succeeded alone on 100 % of upright and pickup trials was
+taken over on 16 % and 25 % of their steps (its path differed from the plan's, not its outcome);
+with these defaults, 2-3 %, while assemble, which it solved 65-80 % of the time, got 28-35 %.
+The stall rule waits 6 steps (0.6 s), and the collision rule fires only for a TCP heading into the
+table or fixture top (``safe_height`` 0): the backend's own clipping keeps the pads off the table,
+and a descent 5 mm faster than the plan's is not a crash.
 
 **Release.** A takeover ends, and this step is the policy's again, once no safety rule holds and
 
@@ -144,6 +152,7 @@ class OperatorConfig:
         max_takeover: most steps of one takeover, unless a safety rule still holds.
         agree_steps: consecutive agreeing proposals (dev <= theta) after which it releases.
         persist_steps: consecutive straying proposals (dev > theta) before a deviation takeover.
+        slow_ok: the deviation forgives going the plan's way more slowly (:meth:`deviation`).
         max_credit: most steps of unused budget the operator saves up (the cap of c_t).
         max_debt: most steps a safety takeover may borrow beyond the budget.
         stall_steps: window of the stall rule (steps).
@@ -183,12 +192,13 @@ class OperatorConfig:
     max_takeover: int = 20
     agree_steps: int = 3
     persist_steps: int = 3
+    slow_ok: bool = True
     max_credit: float = 20.0
     max_debt: float = 5.0
-    stall_steps: int = 4
+    stall_steps: int = 6
     stall_distance: float = 0.003
     stall_intent: float = 0.25
-    safe_height: float = 0.003
+    safe_height: float = 0.0
     collision_margin: float = 0.005
     fixture_radius: float = 0.06
     fixture_height: float = 0.012
@@ -376,11 +386,24 @@ class SimulatedOperator:
         return a
 
     def deviation(self, policy_action: np.ndarray, plan: np.ndarray) -> float:
-        """dev(a^p, a^e) of the module docstring."""
+        """dev(a^p, a^e) of the module docstring.
+
+        With ``slow_ok`` the translation term forgives going the plan's way more slowly, down to
+        60 % of its speed: a person does not grab the stick because the robot is cautious, but a
+        robot that barely moves while the plan hurries still strays (and the stall rule catches
+        one that stops).
+        """
         c = self.config
         p = np.clip(np.asarray(policy_action, dtype=np.float64), -1.0, 1.0)
+        diff = p[:3] - plan[:3]
+        speed = float(np.linalg.norm(plan[:3]))
+        if c.slow_ok and speed > 1e-6:
+            u = plan[:3] / speed
+            along = float(np.dot(p[:3], u))
+            # only the part short of the plan's speed, in its direction, is forgiven
+            diff = diff - u * float(np.clip(along - speed, -0.4 * speed, 0.0))
         return float(
-            np.linalg.norm(p[:3] - plan[:3])
+            np.linalg.norm(diff)
             + c.rot_weight * np.linalg.norm(p[3:6] - plan[3:6])
             + c.grip_weight * float((p[6] > 0) != (plan[6] > 0))
         )

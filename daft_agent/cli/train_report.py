@@ -132,6 +132,8 @@ def share_over_training(
     for k, row in enumerate(points):
         lo = row["online_step"]
         hi = points[k + 1]["online_step"] if k + 1 < len(points) else total + 1
+        if lo >= total:  # the last row, taken when training ended: no steps follow it
+            continue
         for task, rate in row["autonomous_success"].items():
             if rate < solved:
                 continue

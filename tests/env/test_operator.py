@@ -219,7 +219,7 @@ def test_safety_holds_control_beyond_max_takeover(env):
     w = InterventionWrapper(env, op)
     infos = run(w, "assemble", 7003, drop_policy(env))
     flags = [i["intervened"] for i in infos]
-    assert op.reasons["drop"] >= 1 and op.last_reason == "drop"
+    assert op.reasons["drop"] >= 1  # the first takeover, at once: the bolt is held high
     assert runs_of(flags)[0] > 5  # held while the danger lasted, not released at max_takeover
     assert all(i["grasped"] for i in infos[: runs_of(flags)[0]])  # the bolt was never dropped
 
