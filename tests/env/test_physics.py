@@ -43,14 +43,27 @@ def test_grasped_bolt_lifted_10cm_slips_at_most_2mm():
     env.close()
 
 
-def test_assembly_fails_when_the_target_is_3mm_off_laterally():
+def test_assembly_needs_millimetre_alignment():
+    """The slot leaves 1 mm each side of the shank: a target a few millimetres off rarely fits.
+
+    The continuous expert keeps pushing while the head is within 2.5 mm of its (offset) target,
+    and the grasp's compliance sometimes lets the fixture guide a misaligned shank in, so this
+    is a rate over seeds, not a certainty. A shank forced in 2 mm off lies against a plate edge:
+    it reaches full depth, but the success predicate (1.2 mm laterally) does not count it.
+    """
     env = BoltEnv(task="assemble", obs_mode="state")
-    ok = [run_expert_episode(env, AssembleExpert(), seed=s)["success"] for s in range(6)]
+    seeds = range(12)
+    ok = [run_expert_episode(env, AssembleExpert(), seed=s)["success"] for s in seeds]
     assert all(ok), "the unperturbed expert must succeed on these seeds"
-    for offset in (0.003, -0.003):
+    for offset in (0.005, -0.005):
         expert = AssembleExpert(slot_offset=(0.0, offset))
-        ok = [run_expert_episode(env, expert, seed=s)["success"] for s in range(6)]
-        assert not any(ok), f"a {offset * 1e3:+.0f} mm lateral error must not fit the slot"
+        wins = sum(run_expert_episode(env, expert, seed=s)["success"] for s in seeds)
+        assert wins <= 3, f"a {offset * 1e3:+.0f} mm lateral error fit {wins} of 12 times"
+    forced = [
+        run_expert_episode(env, AssembleExpert(slot_offset=(0.0, -0.002)), seed=s) for s in seeds
+    ]
+    assert not any(r["success"] for r in forced)
+    assert sum(r["info"]["slot_depth"] >= 0.015 for r in forced) >= 10
     env.close()
 
 

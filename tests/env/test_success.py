@@ -72,7 +72,7 @@ def sim_frames(seeds) -> list[tuple[dict, bool, str]]:
 
 def test_classifier_reaches_95_percent_on_held_out_sim_episodes(tmp_path, capsys):
     train_dir = tmp_path / "frames"
-    n = save_frames_dir(train_dir, sim_frames(range(10)))
+    n = save_frames_dir(train_dir, sim_frames(range(20)))
     test = sim_frames(range(100, 104))  # other episodes (other layouts) than any trained on
     out = tmp_path / "success.pt"
     rc = daft_main(
