@@ -1,0 +1,732 @@
+"""See what the robot sees: every step streamed to Rerun, live or into a ``.rrd`` recording.
+
+The person in the loop decides when to take over and what to say; this shows them, as it happens,
+what the policy is about to do, what the cameras see, which command the labeller heard, how much
+of the operator's budget is spent and whether the learner keeps up (issue 21).
+
+Entity layout, LeRobot-style (one entity per camera and per signal, time on the step index), one
+subtree per robot so a fleet shows one subtree per robot::
+
+    robot/<name>/camera/<key>              Image (JPEG) of each camera in the observation
+    robot/<name>/world/tcp                 Transform3D: end-effector pose (sim: privileged state)
+    robot/<name>/world/bolt                Transform3D: the active bolt's pose
+    robot/<name>/world/fixture, .../slot   Points3D: the fixture and the active slot's entrance
+    robot/<name>/world/action/policy       Arrows3D at the TCP: the proposed translation over
+    robot/<name>/world/action/executed     the labels' window (J = 5 steps), and the executed one
+    robot/<name>/action/policy             Scalars, one series per action dim (dx ... gripper)
+    robot/<name>/action/executed           Scalars
+    robot/<name>/gripper                   Scalars: the proprioceptive gripper observation
+    robot/<name>/operator/intervening      Scalars: 1 while the operator holds control
+    robot/<name>/operator/reason           TextLog on every intervened step: why it took over
+    robot/<name>/operator/command          TextLog: the talk-and-tweak command, at the step it
+                                           labels (labels become final J-1 steps later, Eq. 12), and
+                                           any command spoken at test time
+    robot/<name>/operator/share            Scalars: the operator's used share, and its cap
+    robot/<name>/reward, .../success       Scalars
+    robot/<name>/episode                   TextLog at each episode's start and end
+    robot/<name>/learner/updates           Scalars, when the caller passes learner stats
+    robot/<name>/learner/weight_lag        Scalars
+    robot/<name>/status                    TextDocument: one heads-up line (who holds control, why,
+                                           what was said), readable while holding a SpaceMouse
+
+Timelines: ``step`` (the robot's step counter, shared by every env wrapped for that robot) and
+``episode``.
+
+Cost: :meth:`StepStream.log_step` only copies the step's arrays and puts them on a bounded queue;
+a background thread does the Rerun calls (and the JPEG encoding). When the queue is full the step
+is dropped and counted (:attr:`StepStream.dropped`), never waited for: the robot's pace comes
+first. ``benchmarks/display_cost.py`` measures the state-mode step time with and without it.
+
+A viewer address that does not answer is probed once at :meth:`StepStream.open`: one
+:class:`DisplayWarning`, then the run goes on (and a ``record_path`` still gets every step).
+
+``rerun`` (``pip install rerun-sdk``, the ``viz`` extra) is imported only when a stream opens.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import socket
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from daft_env.episode import NULL_COMMAND
+from daft_env.errors import ConfigError
+from daft_env.spaces import ACTION_SCALE, STATE_SLICES
+
+#: the action dims' names, one time series each
+ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+#: steps of travel an action arrow shows (the labels' window J of Eq. 12)
+ARROW_STEPS = 5
+#: Rerun's default viewer port
+DEFAULT_PORT = 9876
+#: privileged-state fields drawn in 3-D
+POSE_KEYS = ("tcp_pos", "tcp_quat", "bolt_pos", "bolt_quat", "fixture_pos", "slot_pos")
+_ROBOT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_STOP = object()
+
+
+class DisplayWarning(UserWarning):
+    """The live view could not do all it was asked (no viewer answered, or steps were dropped)."""
+
+
+def require_rerun() -> Any:
+    """The ``rerun`` module, or a :class:`~daft_env.errors.ConfigError` that says how to get it."""
+    try:
+        import rerun
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            "--display, --record and daft view need the Rerun SDK, which is not installed; run "
+            "`pip install rerun-sdk` (or `pip install -e .[viz]`)"
+        ) from exc
+    return rerun
+
+
+def viewer_url(address: str) -> tuple[str, str, int]:
+    """``(url, host, port)`` of a viewer address: ``host``, ``host:port`` or a ``rerun+http`` URL.
+
+    Raises:
+        ConfigError: the address cannot be read.
+    """
+    m = re.match(
+        r"^(?:(rerun(?:\+https?)?)://)?([^/:]+|\[[^\]]+\])(?::(\d+))?(/proxy)?/?$", address
+    )
+    if not m:
+        raise ConfigError(
+            f"cannot read the viewer address {address!r}; give host:port (e.g. 127.0.0.1:9876) "
+            "or a rerun+http://host:port/proxy URL"
+        )
+    scheme = m.group(1) or "rerun+http"
+    host, port = m.group(2), int(m.group(3) or DEFAULT_PORT)
+    return f"{scheme}://{host}:{port}/proxy", host.strip("[]"), port
+
+
+def _answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class OperatorStatus:
+    """Who holds control on one step, and what the operator has spent.
+
+    Attributes:
+        holding: the operator's action was executed.
+        reason: why it took over (the simulated operator's trigger: ``deviation``, ``stall``,
+            ``collision``, ``contact``, ``drop``; ``person`` for a human device), None when not
+            holding.
+        share: its realised share of intervened (or, speaking, spoken-to) steps so far.
+        cap: the share its budget pays for (``target_rate``), None without a budget.
+    """
+
+    holding: bool
+    reason: str | None = None
+    share: float | None = None
+    cap: float | None = None
+
+
+class RobotClock:
+    """The step and episode counters of one robot, shared by every wrapper that logs for it."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.episode = -1
+
+
+class StepStream:
+    """Steps to Rerun through a bounded queue and a background thread: never blocks its caller.
+
+    Open one with :meth:`open`; a stream opened with nothing to show or record is disabled and
+    every call is a no-op, so callers need no ``if``.
+
+    Args:
+        queue_size: steps buffered for the background thread; a step logged while it is full is
+            dropped and counted.
+        jpeg_quality: camera images are JPEG-encoded (in the background) at this quality; None
+            logs raw RGB (a 50-step pixel episode is then 12 MB).
+    """
+
+    def __init__(self, queue_size: int = 512, jpeg_quality: int | None = 90) -> None:
+        if queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1; got {queue_size}")
+        self.queue_size = int(queue_size)
+        self.jpeg_quality = jpeg_quality
+        self.enabled = False
+        #: steps logged / dropped because the queue was full
+        self.logged = 0
+        self.dropped = 0
+        self.sinks: list[str] = []
+        self._rr: Any = None
+        self._rec: Any = None
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=self.queue_size)
+        self._thread: threading.Thread | None = None
+        self._clocks: dict[str, RobotClock] = {}
+        self._static_done: set[str] = set()
+        self._error: BaseException | None = None
+
+    # ------------------------------------------------------------------ opening and closing
+    @classmethod
+    def open(
+        cls,
+        spawn: bool = False,
+        address: str | None = None,
+        record_path: str | Path | None = None,
+        application_id: str = "daft",
+        recording_id: str | None = None,
+        **kwargs: Any,
+    ) -> StepStream:
+        """A stream to a new viewer (``spawn``), a running one (``address``) and/or a file.
+
+        Args:
+            spawn: start a Rerun viewer on this machine (port 9876) and stream to it.
+            address: a viewer elsewhere (``host:port``); one that does not answer gives one
+                :class:`DisplayWarning` and is left out.
+            record_path: also write the stream to this ``.rrd`` file (its folder is created).
+            application_id: Rerun's application id.
+            recording_id: robots of a fleet in several processes pass the same id, so the viewer
+                merges their subtrees into one recording.
+            **kwargs: :class:`StepStream` settings.
+
+        Raises:
+            ConfigError: the Rerun SDK is missing, the address cannot be read, or the record
+                path is not an ``.rrd`` file name.
+        """
+        stream = cls(**kwargs)
+        if not (spawn or address or record_path):
+            return stream
+        if record_path is not None and Path(record_path).suffix != ".rrd":
+            raise ConfigError(
+                f"--record writes a Rerun recording; name it *.rrd, not {record_path}"
+            )
+        url = viewer_url(address) if address else None
+        rr = require_rerun()
+        rec = rr.RecordingStream(application_id, recording_id=recording_id)
+        sinks, names = [], []
+        if spawn:
+            try:
+                rr.spawn(port=DEFAULT_PORT, connect=False)
+                sinks.append(rr.GrpcSink(viewer_url(f"127.0.0.1:{DEFAULT_PORT}")[0]))
+                names.append("viewer")
+            except Exception as exc:  # no display, no viewer binary: say so and carry on
+                warnings.warn(
+                    f"could not start a Rerun viewer ({exc}); the run goes on without it. Open "
+                    "one yourself (`rerun`) and pass --display-address 127.0.0.1:9876",
+                    DisplayWarning,
+                    stacklevel=2,
+                )
+        if url is not None:
+            if _answers(url[1], url[2]):
+                sinks.append(rr.GrpcSink(url[0]))
+                names.append(url[0])
+            else:
+                kept = f"; every step is still recorded to {record_path}" if record_path else ""
+                warnings.warn(
+                    f"no Rerun viewer answers at {address} ({url[0]}); the run goes on without "
+                    f"the live view{kept}. Start one there with `rerun --port {url[2]}`",
+                    DisplayWarning,
+                    stacklevel=2,
+                )
+        if record_path is not None:
+            path = Path(record_path).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sinks.append(rr.FileSink(str(path)))
+            names.append(str(path))
+        if not sinks:
+            return stream
+        rec.set_sinks(*sinks)
+        stream._rr, stream._rec, stream.sinks, stream.enabled = rr, rec, names, True
+        stream._thread = threading.Thread(target=stream._run, name="daft-display", daemon=True)
+        stream._thread.start()
+        return stream
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Log what is queued, flush the sinks and stop the thread (safe to call twice).
+
+        A :class:`DisplayWarning` says how many steps were dropped, if any.
+        """
+        if not self.enabled:
+            return
+        self.enabled = False
+        self._queue.put(_STOP, timeout=timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            self._rec.flush(timeout_sec=timeout)
+        finally:
+            self._rec.disconnect()
+        if self.dropped:
+            warnings.warn(
+                f"the live view dropped {self.dropped} of {self.logged + self.dropped} steps to "
+                "keep the control loop's pace",
+                DisplayWarning,
+                stacklevel=2,
+            )
+        if self._error is not None:
+            warnings.warn(f"the live view stopped early: {self._error!r}", DisplayWarning, 2)
+
+    def __enter__(self) -> StepStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def clock(self, robot: str) -> RobotClock:
+        """The step and episode counters of ``robot`` (created on first use)."""
+        if robot not in self._clocks:
+            if not _ROBOT_NAME.match(robot):
+                raise ConfigError(
+                    f"robot name {robot!r} must be letters, digits, '_' or '-' (it is an entity "
+                    "path part: robot/<name>/...)"
+                )
+            self._clocks[robot] = RobotClock()
+        return self._clocks[robot]
+
+    # ------------------------------------------------------------------ the caller's side
+    def _put(self, item: tuple[str, dict[str, Any]], block: bool) -> bool:
+        if not self.enabled:
+            return False
+        try:
+            if block:
+                self._queue.put(item)
+            else:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            self.dropped += 1
+            return False
+        self.logged += 1
+        return True
+
+    def log_event(
+        self, robot: str, text: str, step: int | None = None, level: str = "INFO"
+    ) -> None:
+        """A line at ``robot/<robot>/episode`` (an episode's start or end, an emergency stop)."""
+        if self.enabled:
+            clock = self.clock(robot)
+            item = {"step": clock.step if step is None else step, "episode": clock.episode}
+            self._put(("event", {"robot": robot, "text": text, "level": level, **item}), True)
+
+    def log_step(
+        self,
+        robot: str,
+        step: int | None,
+        obs: Any,
+        info: Mapping[str, Any],
+        privileged_state: Mapping[str, Any] | None = None,
+        operator: OperatorStatus | None = None,
+        learner_stats: Mapping[str, float] | None = None,
+        action: Any = None,
+        reward: float | None = None,
+        done: bool = False,
+        labels: Iterable[tuple[int, str]] = (),
+        block: bool = False,
+    ) -> bool:
+        """Queue one step of ``robot``; returns False when it was dropped (or the stream is off).
+
+        Args:
+            robot: the robot's name (its subtree, ``robot/<robot>``).
+            step: the step's index on the ``step`` timeline; None: the robot's next step.
+            obs: the observation after the step (``dict``: cameras, ``gripper``, ``state``).
+            info: the step's ``info`` (an InterventionWrapper's keys are read when present).
+            privileged_state: sim poses (``tcp_pos``, ``tcp_quat`` [w, x, y, z], ``bolt_pos``,
+                ``bolt_quat``, ``fixture_pos``, ``slot_pos``); None: read from ``obs["state"]``
+                when there is one.
+            operator: who held control and the budget spent.
+            learner_stats: e.g. ``{"updates": 120, "weight_lag": 2}``.
+            action: the action the caller sent, used when ``info`` has no ``executed_action``.
+            reward: the step's reward.
+            done: the episode ended at this step.
+            labels: ``(step, command)`` talk-and-tweak labels to show at the steps they label.
+            block: wait for room in the queue instead of dropping (replaying a store, not a
+                control loop).
+        """
+        if not self.enabled:
+            return False
+        clock = self.clock(robot)
+        if step is None:
+            step = clock.step
+            clock.step += 1
+        images, gripper, state = {}, None, None
+        if isinstance(obs, Mapping):
+            for key, value in obs.items():
+                arr = np.asarray(value)
+                if arr.dtype == np.uint8 and arr.ndim == 3:
+                    images[key] = arr.copy()
+            if "gripper" in obs:
+                gripper = np.array(obs["gripper"], np.float64).ravel()
+            if "state" in obs:
+                state = np.asarray(obs["state"])
+        poses = _poses(privileged_state, state)
+        executed = info.get("executed_action")
+        if executed is None:
+            executed = action
+        policy = info.get("policy_action", executed)
+        item = {
+            "robot": robot,
+            "step": int(step),
+            "episode": clock.episode,
+            "images": images,
+            "gripper": gripper,
+            "poses": poses,
+            "policy": None if policy is None else np.array(policy, np.float64).ravel(),
+            "executed": None if executed is None else np.array(executed, np.float64).ravel(),
+            "operator": operator,
+            "spoken": info.get("refinement_command_now"),
+            "labels": list(labels),
+            "reward": None if reward is None else float(reward),
+            "done": bool(done),
+            "success": bool(info.get("is_success", False)),
+            "learner": dict(learner_stats or {}),
+        }
+        return self._put(("step", item), block)
+
+    # ------------------------------------------------------------------ the background thread
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                continue  # keep draining so the caller never blocks
+            kind, payload = item
+            try:
+                if kind == "step":
+                    self._log_step_now(**payload)
+                else:
+                    self._log_event_now(**payload)
+            except Exception as exc:  # a bad frame must not kill the robot's run
+                self._error = exc
+
+    def _time(self, step: int, episode: int) -> None:
+        self._rec.set_time("step", sequence=step)
+        self._rec.set_time("episode", sequence=max(episode, 0))
+
+    def _static(self, robot: str) -> None:
+        if robot in self._static_done:
+            return
+        rr, rec, p = self._rr, self._rec, f"robot/{robot}"
+        for name in ("policy", "executed"):
+            rec.log(f"{p}/action/{name}", rr.SeriesLines(names=list(ACTION_NAMES)), static=True)
+        rec.log(f"{p}/operator/share", rr.SeriesLines(names=["used share", "cap"]), static=True)
+        rec.log(f"{p}/world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
+        self._static_done.add(robot)
+
+    def _log_event_now(self, robot: str, text: str, level: str, step: int, episode: int) -> None:
+        self._time(step, episode)
+        self._rec.log(f"robot/{robot}/episode", self._rr.TextLog(text, level=level))
+
+    def _log_step_now(
+        self,
+        robot: str,
+        step: int,
+        episode: int,
+        images: dict[str, np.ndarray],
+        gripper: np.ndarray | None,
+        poses: dict[str, np.ndarray],
+        policy: np.ndarray | None,
+        executed: np.ndarray | None,
+        operator: OperatorStatus | None,
+        spoken: str | None,
+        labels: list[tuple[int, str]],
+        reward: float | None,
+        done: bool,
+        success: bool,
+        learner: dict[str, float],
+    ) -> None:
+        rr, rec, p = self._rr, self._rec, f"robot/{robot}"
+        self._static(robot)
+        self._time(step, episode)
+        for key, img in images.items():
+            rec.log(f"{p}/camera/{key}", self._image(img))
+        if gripper is not None:
+            rec.log(f"{p}/gripper", rr.Scalars(gripper))
+        tcp = poses.get("tcp_pos")
+        if tcp is not None:
+            rec.log(f"{p}/world/tcp", _transform(rr, tcp, poses.get("tcp_quat")))
+        if poses.get("bolt_pos") is not None:
+            rec.log(f"{p}/world/bolt", _transform(rr, poses["bolt_pos"], poses.get("bolt_quat")))
+        for key in ("fixture_pos", "slot_pos"):
+            if poses.get(key) is not None:
+                rec.log(f"{p}/world/{key[:-4]}", rr.Points3D([poses[key]], radii=0.006))
+        holding = bool(operator and operator.holding)
+        for name, a, colour in (
+            ("policy", policy, (80, 160, 255)),
+            ("executed", executed, (255, 120, 0) if holding else (80, 220, 120)),
+        ):
+            if a is None:
+                continue
+            rec.log(f"{p}/action/{name}", rr.Scalars(a))
+            if tcp is not None:
+                vec = a[:3] * ACTION_SCALE[:3] * ARROW_STEPS
+                rec.log(
+                    f"{p}/world/action/{name}",
+                    rr.Arrows3D(origins=[tcp], vectors=[vec], colors=[colour]),
+                )
+        said = [text for _, text in labels if text != NULL_COMMAND]
+        if operator is not None:
+            rec.log(f"{p}/operator/intervening", rr.Scalars(float(holding)))
+            if holding:
+                rec.log(f"{p}/operator/reason", rr.TextLog(operator.reason or "unknown"))
+            if operator.share is not None:
+                cap = operator.cap if operator.cap is not None else np.nan
+                rec.log(f"{p}/operator/share", rr.Scalars([operator.share, cap]))
+        for at, text in labels:  # a label is shown at the step it labels (Eq. 12's lag)
+            rec.set_time("step", sequence=at)
+            rec.log(f"{p}/operator/command", rr.TextLog(text))
+        self._time(step, episode)
+        if spoken:
+            rec.log(f"{p}/operator/command", rr.TextLog(spoken, level="DEBUG"))
+        if reward is not None:
+            rec.log(f"{p}/reward", rr.Scalars(reward))
+        if done:
+            rec.log(f"{p}/success", rr.Scalars(float(success)))
+        for key, value in learner.items():
+            rec.log(f"{p}/learner/{key}", rr.Scalars(float(value)))
+        rec.log(
+            f"{p}/status",
+            rr.TextDocument(
+                _status(operator, spoken or (said[-1] if said else None)),
+                media_type="text/markdown",
+            ),
+        )
+
+    def _image(self, img: np.ndarray) -> Any:
+        if self.jpeg_quality is None:
+            return self._rr.Image(img)
+        import cv2
+
+        ok, buf = cv2.imencode(
+            ".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(self.jpeg_quality)]
+        )
+        if not ok:
+            return self._rr.Image(img)
+        return self._rr.EncodedImage(contents=buf.tobytes(), media_type="image/jpeg")
+
+
+def _status(operator: OperatorStatus | None, command: str | None) -> str:
+    """The heads-up line: who holds control, why, what was said, the budget."""
+    if operator is None:
+        who = "**policy**"
+    elif operator.holding:
+        who = f"**OPERATOR** holds control ({operator.reason or 'unknown'})"
+    else:
+        who = "**policy** holds control"
+    parts = [who]
+    if command:
+        parts.append(f'command: "{command}"')
+    if operator is not None and operator.share is not None:
+        cap = f" of {100 * operator.cap:.0f} %" if operator.cap is not None else ""
+        parts.append(f"operator share {100 * operator.share:.1f} %{cap}")
+    return " · ".join(parts)
+
+
+def _transform(rr: Any, pos: np.ndarray, quat_wxyz: np.ndarray | None) -> Any:
+    if quat_wxyz is None:
+        return rr.Transform3D(translation=pos)
+    w, x, y, z = (float(v) for v in quat_wxyz)
+    return rr.Transform3D(translation=pos, quaternion=rr.Quaternion(xyzw=[x, y, z, w]))
+
+
+def _poses(privileged: Mapping[str, Any] | None, state: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The 3-D poses of a step: from the privileged state, else from the ``state`` observation."""
+    if privileged is not None:
+        return {
+            k: np.array(privileged[k], np.float64).ravel() for k in POSE_KEYS if k in privileged
+        }
+    if state is None or state.ndim != 1 or len(state) < max(s.stop for s in STATE_SLICES.values()):
+        return {}
+    return {
+        k: np.asarray(state[STATE_SLICES[k]], np.float64)
+        for k in ("tcp_pos", "tcp_quat", "bolt_pos", "bolt_quat", "slot_pos")
+    }
+
+
+def _intervention_wrapper(env: gym.Env) -> Any:
+    from daft_env.wrappers import InterventionWrapper
+
+    e = env
+    while isinstance(e, gym.Wrapper):
+        if isinstance(e, InterventionWrapper):
+            return e
+        e = e.env
+    return None
+
+
+class DisplayWrapper(gym.Wrapper):
+    """Log every step of ``env`` to a :class:`StepStream`, as robot ``robot``.
+
+    Wrap it outside an :class:`~daft_env.wrappers.InterventionWrapper` (and outside a
+    :class:`~daft_env.wrappers.RecordEpisodeToStore`), so it sees the info keys they add:
+    ``intervened``, ``policy_action``, ``executed_action``, ``labelled`` (the talk-and-tweak
+    labels, shown on the steps they label) and ``refinement_command_now``. A
+    :class:`~daft_env.operator.SimulatedOperator` also gives why it took over (``last_reason``)
+    and its share against its cap; a human device gives ``person`` and the wrapper's share. In
+    simulation the poses come from ``privileged_state()``; on a real arm from the ``state``
+    observation when there is one. A disabled stream costs one attribute read per step.
+
+    Args:
+        env: the env (usually operated).
+        stream: where the steps go.
+        robot: the robot's name: its subtree is ``robot/<robot>``.
+        learner_stats: optional () -> ``{"updates": ..., "weight_lag": ...}``, called each step.
+        label: said at each episode's start (e.g. ``"nominal, with commands"``).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        stream: StepStream,
+        robot: str = "0",
+        learner_stats: Callable[[], Mapping[str, float]] | None = None,
+        label: str | None = None,
+    ) -> None:
+        super().__init__(env)
+        if not isinstance(stream, StepStream):
+            raise ConfigError(f"stream must be a daft_env.display.StepStream; got {stream!r}")
+        self.stream = stream
+        self.robot = str(robot)
+        self.clock = stream.clock(self.robot)
+        self.learner_stats = learner_stats
+        self.label = label
+        self._intervention = _intervention_wrapper(env)
+        backend = getattr(env.unwrapped, "backend", None)
+        self._sim = bool(getattr(backend, "has_privileged_state", False))
+        self._first = 0
+        self._flags: list[bool] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset and log the episode's start."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.clock.episode += 1
+        self._first = self.clock.step
+        self._flags = []
+        if self.stream.enabled:
+            what = info.get("instruction") or (options or {}).get("task") or "episode"
+            extra = f" ({self.label})" if self.label else ""
+            self.stream.log_event(
+                self.robot, f"episode {self.clock.episode} start: {what}{extra}, seed {seed}"
+            )
+        return obs, info
+
+    def _operator(self, intervened: bool) -> OperatorStatus | None:
+        if self._intervention is None:
+            return None
+        from daft_env.operator import SimulatedOperator
+
+        device = self._intervention.device
+        if isinstance(device, SimulatedOperator):
+            takeover = device.config.mode == "takeover"
+            return OperatorStatus(
+                intervened,
+                device.last_reason if intervened else None,
+                device.share,
+                device.config.target_rate if takeover else None,
+            )
+        share = self._intervention.intervention_rate
+        return OperatorStatus(intervened, "person" if intervened else None, share, None)
+
+    def step(self, action: Any):
+        """Step, then queue the step for the stream (never waits for it)."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if not self.stream.enabled:
+            self.clock.step += 1
+            return obs, reward, terminated, truncated, info
+        intervened = bool(info.get("intervened", False))
+        self._flags.append(intervened)
+        labels = [
+            (self._first + i, text)
+            for i, text in info.get("labelled", ())
+            if i < len(self._flags) and self._flags[i]
+        ]
+        done = bool(terminated or truncated)
+        self.stream.log_step(
+            self.robot,
+            None,
+            obs,
+            info,
+            privileged_state=self.env.unwrapped.privileged_state() if self._sim else None,
+            operator=self._operator(intervened),
+            learner_stats=self.learner_stats() if self.learner_stats else None,
+            action=action,
+            reward=float(reward),
+            done=done,
+            labels=labels,
+        )
+        if info.get("emergency_stop"):
+            self.stream.log_event(self.robot, "EMERGENCY STOP", self.clock.step - 1, "ERROR")
+        elif done:
+            outcome = "success" if info.get("is_success") else "failure"
+            self.stream.log_event(
+                self.robot,
+                f"episode {self.clock.episode} end: {outcome} after {len(self._flags)} steps",
+                self.clock.step - 1,
+            )
+        return obs, reward, terminated, truncated, info
+
+
+def log_episode(stream: StepStream, episode: Any, robot: str = "0") -> int:
+    """Replay one stored :class:`~daft_env.episode.Episode` into ``stream``; returns its steps.
+
+    Each step shows the observation after it, the executed and proposed actions, whether the
+    operator held control and the episode's talk-and-tweak label (``refinement_commands``).
+    Nothing is dropped: the replay waits for the queue.
+    """
+    clock = stream.clock(robot)
+    clock.episode += 1
+    first = clock.step
+    stream.log_event(
+        robot,
+        f"episode {clock.episode} start: {episode.instruction} ({episode.kind}, task "
+        f"{episode.task})",
+        first,
+    )
+    n = len(episode)
+    obs = episode.observations
+    # the store keeps who drove, not why each takeover began
+    reason = f"takeover by {episode.metadata.get('device') or 'the operator'}"
+    for t in range(n):
+        step_obs = {k: np.asarray(v)[t + 1] for k, v in obs.items()}
+        intervened = bool(episode.intervened[t])
+        text = str(episode.refinement_commands[t])
+        stream.log_step(
+            robot,
+            None,
+            step_obs,
+            {
+                "executed_action": episode.actions[t],
+                "policy_action": episode.policy_actions[t],
+                "is_success": bool(episode.success) and t == n - 1,
+            },
+            operator=OperatorStatus(intervened, reason if intervened else None),
+            reward=float(episode.rewards[t]),
+            done=t == n - 1,
+            labels=[(first + t, text)] if intervened else [],
+            block=True,
+        )
+    outcome = "success" if episode.success else "failure"
+    stream.log_event(
+        robot, f"episode {clock.episode} end: {outcome} after {n} steps", first + n - 1
+    )
+    return n
+
+
+__all__ = [
+    "DisplayWarning",
+    "DisplayWrapper",
+    "OperatorStatus",
+    "RobotClock",
+    "StepStream",
+    "log_episode",
+    "require_rerun",
+    "viewer_url",
+]
