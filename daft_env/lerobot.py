@@ -21,7 +21,7 @@ read as the next state of the last transition: masked when that transition termi
 Features: ``observation.images.<key>`` (video, one MP4 per camera per file, AV1 as LeRobot writes
 it, through :mod:`daft_env.videoio`, with a key frame at each episode's first frame so Rerun's
 LeRobot reader cuts episodes out without re-encoding; lossy, so frames come back close, not
-equal: mean absolute error about 1.6 of 255), ``observation.state`` (the ``gripper`` proprioception, as in the paper),
+equal: mean absolute error about 2 of 255), ``observation.state`` (the ``gripper`` proprioception, as in the paper),
 ``observation.environment_state`` (privileged sim ``state``), ``observation.<key>`` for any other
 observation, ``action``, and the talk-and-tweak extras ``policy_action``, ``intervened``,
 ``refinement_command`` (string), ``next.reward`` and ``next.done``. Episode-level DAFT fields (task
