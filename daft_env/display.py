@@ -32,15 +32,17 @@ subtree per robot so a fleet shows one subtree per robot::
 Timelines: ``step`` (the robot's step counter, shared by every env wrapped for that robot) and
 ``episode``.
 
-Cost: :meth:`StepStream.log_step` only copies the step's arrays and puts them on a bounded queue;
-a background thread does the Rerun calls (and the JPEG encoding). When the queue is full the step
-is dropped and counted (:attr:`StepStream.dropped`), never waited for: the robot's pace comes
-first. ``benchmarks/display_cost.py`` measures the state-mode step time with and without it.
+Cost: :meth:`StepStream.log_step` only copies the step's numbers onto a bounded queue; a pump
+thread hands them every 20 ms to a logging process (``python -m daft_env.display``) that makes
+the Rerun calls in column batches (and the JPEGs), so the Rerun work never holds the control
+loop's GIL. When the queue is full the step is dropped and counted (:attr:`StepStream.dropped`),
+never waited for: the robot's pace comes first. ``benchmarks/display_cost.py`` measures the
+state-mode step time with and without it.
 
 A viewer address that does not answer is probed once at :meth:`StepStream.open`: one
 :class:`DisplayWarning`, then the run goes on (and a ``record_path`` still gets every step).
 
-``rerun`` (``pip install rerun-sdk``, the ``viz`` extra) is imported only when a stream opens.
+``rerun`` (``pip install rerun-sdk``, the ``viz`` extra) is imported only by the logging process.
 """
 
 from __future__ import annotations
@@ -570,6 +572,8 @@ class _Logger:
         rec.log(f"{p}/operator/share", rr.SeriesLines(names=["used share", "cap"]), static=True)
         rec.log(f"{p}/world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
         self._static_done.add(robot)
+        # a new robot: lay the viewer out for every robot seen so far (one tab each)
+        rec.send_blueprint(default_blueprint(sorted(self._static_done)))
 
     def log_event(self, robot: str, text: str, level: str, step: int, episode: int) -> None:
         """An episode boundary (or an emergency stop) at ``robot/<robot>/episode``."""
@@ -672,6 +676,54 @@ class _Logger:
                 self._add(entity, "jpeg", step, episode, blob=buf.tobytes())
                 return
         self._add(entity, "raw", step, episode, image=img)
+
+
+def default_blueprint(robots: list[str]) -> Any:
+    """The viewer's layout: per robot, cameras | status, 3-D and the operator's log | series.
+
+    One tab per robot; the time panel follows the latest step.
+    """
+    import rerun.blueprint as rrb
+
+    def layout(robot: str) -> Any:
+        p = f"robot/{robot}"
+        return rrb.Horizontal(
+            rrb.Vertical(
+                rrb.Spatial2DView(origin=f"{p}/camera/head_rgb", name="head camera"),
+                rrb.Spatial2DView(origin=f"{p}/camera/wrist_rgb", name="wrist camera"),
+            ),
+            rrb.Vertical(
+                rrb.TextDocumentView(origin=f"{p}/status", name="who holds control"),
+                rrb.Spatial3DView(origin=f"{p}/world", name="poses and actions (base frame)"),
+                rrb.TextLogView(
+                    origin=p,
+                    contents=[f"{p}/operator/reason", f"{p}/operator/command", f"{p}/episode"],
+                    name="takeovers, commands, episodes",
+                ),
+                row_shares=[1, 4, 4],
+            ),
+            rrb.Vertical(
+                rrb.TimeSeriesView(origin=f"{p}/action", name="policy and executed action"),
+                rrb.TimeSeriesView(
+                    origin=p,
+                    contents=[f"{p}/operator/intervening", f"{p}/operator/share"],
+                    name="operator: holding, share of its cap",
+                ),
+                rrb.TimeSeriesView(
+                    origin=p,
+                    contents=[f"{p}/reward", f"{p}/success", f"{p}/gripper", f"{p}/learner/**"],
+                    name="reward, success, gripper, learner",
+                ),
+            ),
+            column_shares=[1, 1.4, 1.4],
+            name=f"robot {robot}",
+        )
+
+    views = [layout(r) for r in robots]
+    root = views[0] if len(views) == 1 else rrb.Tabs(*views)
+    return rrb.Blueprint(
+        root, rrb.TimePanel(timeline="step", play_state="following"), collapse_panels=True
+    )
 
 
 def _write_frame(pipe: Any, obj: Any) -> None:
