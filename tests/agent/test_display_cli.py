@@ -113,3 +113,28 @@ def test_view_bad_input_names_the_problem(tmp_path, capsys):
     assert "--episode 5 is out of range" in capsys.readouterr().err
     assert main(["collect", "--episodes", "1", "--store", str(store), "--record", "x.mp4"]) == 1
     assert "name it *.rrd" in capsys.readouterr().err
+
+
+def test_the_train_hook_records_the_online_phase(tmp_path, monkeypatch):
+    """The wiring proposed for ``daft train --display/--record``: the training env, displayed."""
+    import daft_agent.cli.train_env as train_env
+    from daft_env.display import DisplayWrapper, StepStream
+
+    out = tmp_path / "train.rrd"
+    stream = StepStream.open(record_path=out)
+    real = train_env.make_train_env
+    monkeypatch.setattr(
+        train_env,
+        "make_train_env",
+        lambda *a, **k: DisplayWrapper(real(*a, **k), stream, robot="0", label="train"),
+    )
+    argv = ["train", "--tiny", "--steps", "100", "--eval-every", "0", "--skip-eval"]
+    argv += ["--output-dir", str(tmp_path / "runs"), "--name", "t", "--no-progress"]
+    argv += ["--store", str(tmp_path / "store")]
+    assert main(argv) == 0
+    stream.close()
+    rec = read_recording(out)
+    assert len(steps_of(rec)) >= 100  # every online step (the last episode runs to its end)
+    held = {s for s, row in rec["robot/0/operator/intervening"] if row["Scalars:scalars"] == 1.0}
+    assert held and held <= set(texts(rec["robot/0/operator/reason"]))
+    assert held <= set(texts(rec["robot/0/operator/command"]))
