@@ -2,7 +2,6 @@
 
 import socket
 import sys
-import threading
 import warnings
 
 import gymnasium as gym
