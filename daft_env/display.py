@@ -739,6 +739,33 @@ def _read_frame(pipe: Any) -> Any:
     return pickle.loads(pipe.read(int.from_bytes(head, "little")))
 
 
+def _spawn_viewer(timeout: float = 20.0) -> str | None:
+    """Start the Rerun viewer shipped with rerun-sdk on port 9876 (or reuse one); None if up.
+
+    Returns why it could not, otherwise. The viewer outlives the run, as ``rr.spawn``'s does.
+    """
+    if _answers("127.0.0.1", DEFAULT_PORT, 0.5):
+        return None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rerun", "--port", str(DEFAULT_PORT)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return str(exc)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers("127.0.0.1", DEFAULT_PORT, 0.5):
+            return None
+        if proc.poll() is not None:
+            return f"the viewer exited with status {proc.returncode}; is there a display?"
+        time.sleep(0.2)
+    return f"the viewer did not listen on port {DEFAULT_PORT} within {timeout:.0f} s"
+
+
 def _serve() -> None:
     """The logging process: a config frame, then steps and events until a None frame.
 
@@ -752,14 +779,14 @@ def _serve() -> None:
     rec = rr.RecordingStream(config["application_id"], recording_id=config["recording_id"])
     sinks, names, notes = [], [], []
     if config["spawn"]:
-        try:
-            rr.spawn(port=DEFAULT_PORT, connect=False)
+        started = _spawn_viewer()
+        if started is None:
             sinks.append(rr.GrpcSink(viewer_url(f"127.0.0.1:{DEFAULT_PORT}")[0]))
             names.append("viewer")
-        except Exception as exc:  # no display, no viewer binary: say so and carry on
+        else:  # no display, no viewer binary: say so and carry on
             notes.append(
-                f"could not start a Rerun viewer ({exc}); the run goes on without it. Open one "
-                "yourself (`rerun`) and pass --display-address 127.0.0.1:9876"
+                f"could not start a Rerun viewer ({started}); the run goes on without it. Open "
+                "one yourself (`rerun`) and pass --display-address 127.0.0.1:9876"
             )
     for kind, target in config["sinks"]:
         sinks.append(rr.GrpcSink(target) if kind == "grpc" else rr.FileSink(target))
@@ -805,7 +832,10 @@ def _serve() -> None:
         logger.flush()
     except Exception as exc:
         error = error or repr(exc)
-    rec.flush(timeout_sec=30.0)
+    try:
+        rec.flush(timeout_sec=30.0)
+    except RuntimeError as exc:  # a viewer that went away: the file sink is flushed regardless
+        error = error or str(exc)
     rec.disconnect()
     out.write(json.dumps({"error": error}) + "\n")
     out.flush()

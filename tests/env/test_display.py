@@ -250,3 +250,20 @@ def test_operator_status_line_reads_as_a_heads_up():
         '**OPERATOR** holds control (deviation) · command: "move left" · '
         "operator share 12 % of 15 %"
     )
+
+
+def test_display_without_a_screen_warns_and_the_run_goes_on(monkeypatch, tmp_path):
+    from daft_env.display import DEFAULT_PORT, _answers
+
+    if _answers("127.0.0.1", DEFAULT_PORT, 0.2):
+        pytest.skip("a Rerun viewer already listens on this machine")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.warns(DisplayWarning, match="could not start a Rerun viewer") as w:
+        stream = StepStream.open(spawn=True, record_path=tmp_path / "run.rrd")
+    assert len(w) == 1 and stream.enabled  # the recording still gets every step
+    env = DisplayWrapper(operated_env(steps=5), stream)
+    steps = run_episodes(env, 1)
+    stream.close()
+    env.close()
+    assert len(read_recording(tmp_path / "run.rrd")["robot/0/action/executed"]) == steps + 1
