@@ -766,6 +766,39 @@ def _spawn_viewer(timeout: float = 20.0) -> str | None:
     return f"the viewer did not listen on port {DEFAULT_PORT} within {timeout:.0f} s"
 
 
+def _warm_up(rr: Any, jpeg_quality: int | None) -> None:
+    """Log one made-up step into memory, before the run's first.
+
+    Rerun's first calls cost about 0.4 s of one-off imports and conversions, which would
+    otherwise land on the run's first steps (and, on a busy machine, on the CPU the control loop
+    needs while it starts).
+    """
+    rec = rr.RecordingStream("daft-warm-up")
+    rec.memory_recording()
+    logger = _Logger(rr, rec, jpeg_quality)
+    xyz, quat = [0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]
+    logger.log_step(
+        robot="0",
+        step=0,
+        episode=0,
+        images={"camera": np.zeros((16, 16, 3), np.uint8)},
+        gripper=[0.0],
+        poses={k: quat if k.endswith("quat") else xyz for k in POSE_KEYS},
+        policy=[0.0] * 7,
+        executed=[0.0] * 7,
+        operator=(True, "deviation", 0.1, 0.15),
+        spoken="move left",
+        labels=[(0, "move left")],
+        reward=0.0,
+        done=True,
+        success=False,
+        learner={"updates": 0.0},
+    )
+    logger.log_event(robot="0", text="warm-up", level="INFO", step=0, episode=0)
+    logger.flush()
+    rec.disconnect()
+
+
 def _serve() -> None:
     """The logging process: a config frame, then steps and events until a None frame.
 
@@ -795,6 +828,7 @@ def _serve() -> None:
         rec.set_sinks(*sinks)
     out.write(json.dumps({"sinks": names, "warnings": notes}) + "\n")
     out.flush()
+    _warm_up(rr, config["jpeg_quality"])
     logger, error = _Logger(rr, rec, config["jpeg_quality"]), None
     frames: queue.Queue[Any] = queue.Queue()
 
