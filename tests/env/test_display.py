@@ -267,3 +267,18 @@ def test_display_without_a_screen_warns_and_the_run_goes_on(monkeypatch, tmp_pat
     stream.close()
     env.close()
     assert len(read_recording(tmp_path / "run.rrd")["robot/0/action/executed"]) == steps + 1
+
+
+def test_rerun_and_av_load_only_when_a_stream_or_a_video_needs_them():
+    """The arm server and every command that does not display run without the viz extra."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "import daft_env.display, daft_env.lerobot, daft_agent.video, daft_agent.cli.view\n"
+        "from daft_agent.cli import build_parser\n"
+        "build_parser()\n"
+        "import hardware.arm.server\n"
+        "assert 'rerun' not in sys.modules and 'av' not in sys.modules, sys.modules.keys()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
