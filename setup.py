@@ -46,6 +46,10 @@ setup(
             "sentencepiece>=0.2",
             # LeRobotDataset export/import tests (daft_env/lerobot.py)
             "pyarrow>=14",
+            # the live view and recordings (daft_env/display.py) and AV1 video
+            # (daft_env/videoio.py); floors are the versions tested
+            "rerun-sdk>=0.41",
+            "av>=18.1",
             # the fleet tests start robot actors on a local Ray (daft_agent/fleet/); the
             # experiment grid (daft experiment table1) is a Ray Tune experiment
             "ray[tune]>=2.9",
@@ -53,7 +57,9 @@ setup(
         "real": ["xarm-python-sdk>=1.14", "pyspacemouse>=1.1", "pyrealsense2>=2.55"],
         # smolvla and readout backbones load with dtype=..., which transformers takes from 4.56
         "vla": ["transformers>=4.56", "sentencepiece>=0.2"],
-        "lerobot": ["pyarrow>=14"],
+        "lerobot": ["pyarrow>=14", "av>=18.1"],
+        # --display / --record / daft view (Rerun) and AV1 video; the arm server needs neither
+        "viz": ["rerun-sdk>=0.41", "av>=18.1"],
         "distributed": ["ray[tune]>=2.9"],
     },
     entry_points={"console_scripts": ["daft=daft_agent.cli:main"]},

@@ -1,5 +1,8 @@
 """Rollout videos: one MP4 per task, head and wrist cameras side by side, command and outcome drawn.
 
+The MP4s are AV1 (:mod:`daft_env.videoio`), which browsers, LeRobot's decoders and Rerun play;
+writing them needs PyAV (``pip install av``).
+
 A person looks at a policy before trusting its number. The episodes run on a ``pixels+state``
 twin of the evaluation env, so both cameras render whatever the policy reads (a state-mode policy
 sees only its own keys), under the simulated operator in speak mode: the command it speaks is
@@ -69,24 +72,23 @@ class _PolicyView:
 
 
 class _Recorder:
-    """Frames of one task's episodes, written as one MP4."""
+    """Frames of one task's episodes, written as one MP4 (AV1)."""
 
     def __init__(self, path: Path, task: str, fps: int) -> None:
-        import cv2
+        from daft_env.videoio import VideoWriter
 
-        self.cv2 = cv2
         self.path = path
         self.task = task
-        size = (2 * HEAD_SHAPE[1], HEAD_SHAPE[0] + CAPTION)
-        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not self.writer.isOpened():
+        try:
+            self.writer = VideoWriter(path, 2 * HEAD_SHAPE[1], HEAD_SHAPE[0] + CAPTION, fps)
+        except OSError as exc:
             raise AgentConfigError(
-                f"OpenCV cannot write an MP4 at {path}; check the folder is writable"
-            )
+                f"cannot write an MP4 at {path} ({exc}); check the folder is writable"
+            ) from exc
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
-        self.writer.write(self.cv2.cvtColor(frame, self.cv2.COLOR_RGB2BGR))
+        self.writer.write(frame, key=self.frames == 0)
         self.frames += 1
 
     def on_step(
@@ -109,7 +111,7 @@ class _Recorder:
                 self.write(end)
 
     def close(self) -> None:
-        self.writer.release()
+        self.writer.close()
 
 
 def record_videos(
@@ -133,7 +135,8 @@ def record_videos(
         fps: frames per second of the videos (the robot's 10 Hz by default: real time).
 
     Raises:
-        AgentConfigError: ``trials`` < 1, or OpenCV cannot write in ``directory``.
+        AgentConfigError: ``trials`` < 1, or no MP4 can be written in ``directory``.
+        ConfigError: PyAV is not installed.
     """
     import gymnasium as gym
 

@@ -18,9 +18,10 @@ observation with the action taken there, so T frames are written and the final o
 not. :func:`read_lerobot` gives the final observation as a copy of the last frame's (it is only
 read as the next state of the last transition: masked when that transition terminated).
 
-Features: ``observation.images.<key>`` (video, one MP4 per camera per file, written with OpenCV's
-``mp4v`` MPEG-4 encoder, the one every OpenCV build has: lossy, so frames come back close, not
-equal), ``observation.state`` (the ``gripper`` proprioception, as in the paper),
+Features: ``observation.images.<key>`` (video, one MP4 per camera per file, AV1 as LeRobot writes
+it, through :mod:`daft_env.videoio`, with a key frame at each episode's first frame so Rerun's
+LeRobot reader cuts episodes out without re-encoding; lossy, so frames come back close, not
+equal: mean absolute error about 2 of 255), ``observation.state`` (the ``gripper`` proprioception, as in the paper),
 ``observation.environment_state`` (privileged sim ``state``), ``observation.<key>`` for any other
 observation, ``action``, and the talk-and-tweak extras ``policy_action``, ``intended_action`` (the operator's
 clean label on intervened steps), ``intervened``,
@@ -36,7 +37,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 from daft_env.episode import NULL_COMMAND, Episode
 from daft_env.errors import ConfigError, StoreError
 from daft_env.tasks import INSTRUCTIONS, get_task
+from daft_env.videoio import CODEC_NAME, PIX_FMT, VideoWriter, read_video
 
 CODEBASE_VERSION = "v3.0"
 CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
@@ -140,8 +141,8 @@ def _video_feature(arr: np.ndarray, fps: int) -> dict[str, Any]:
         "info": {
             "video.height": int(h),
             "video.width": int(w),
-            "video.codec": "mpeg4",
-            "video.pix_fmt": "yuv420p",
+            "video.codec": CODEC_NAME,
+            "video.pix_fmt": PIX_FMT,
             "video.is_depth_map": False,
             "video.fps": int(fps),
             "video.channels": int(c),
@@ -206,12 +207,15 @@ _STAT_FNS = {"min": np.min, "max": np.max, "mean": np.mean, "std": np.std}
 
 
 class _VideoFiles:
-    """One open MP4 per camera for the current (chunk, file); frames appended episode by episode."""
+    """One open MP4 per camera for the current (chunk, file); frames appended episode by episode.
+
+    Each episode starts on a key frame, so a reader can seek to it (and Rerun's LeRobot reader
+    can cut its samples out of the shared file without re-encoding).
+    """
 
     def __init__(self, root: Path, fps: int) -> None:
         self.root, self.fps = root, fps
-        self.writers: dict[str, cv2.VideoWriter] = {}
-        self.frames: dict[str, int] = {}
+        self.writers: dict[str, VideoWriter] = {}
 
     def append(
         self, feature: str, frames: np.ndarray, chunk: int, file: int
@@ -222,22 +226,17 @@ class _VideoFiles:
             )
             path.parent.mkdir(parents=True, exist_ok=True)
             h, w = frames.shape[1:3]
-            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not writer.isOpened():
-                raise StoreError(f"OpenCV cannot write MP4 video to {path}")
-            self.writers[feature], self.frames[feature] = writer, 0
-        start = self.frames[feature]
-        for frame in frames:
-            self.writers[feature].write(
-                cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
-            )
-        self.frames[feature] += len(frames)
-        return start / self.fps, self.frames[feature] / self.fps
+            self.writers[feature] = VideoWriter(path, w, h, self.fps)
+        writer = self.writers[feature]
+        start = writer.frames
+        for i, frame in enumerate(frames):
+            writer.write(frame, key=i == 0)
+        return start / self.fps, writer.frames / self.fps
 
     def close(self) -> None:
         for writer in self.writers.values():
-            writer.release()
-        self.writers, self.frames = {}, {}
+            writer.close()
+        self.writers = {}
 
 
 def export_lerobot(
@@ -404,19 +403,12 @@ def _mkparent(path: Path) -> Path:
 
 
 def _read_video(path: Path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    finally:
-        cap.release()
-    if not frames:
+    if not path.is_file():
+        raise StoreError(f"{path}: video file missing")
+    frames = read_video(path)
+    if not len(frames):
         raise StoreError(f"{path}: no readable video frames")
-    return np.stack(frames)
+    return frames
 
 
 def read_info(root: str | os.PathLike[str]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("daft_agent.cli.export", "write a store as a LeRobotDataset v3 folder"),
     "import": ("daft_agent.cli.import_", "bring a LeRobotDataset v3 folder in as demonstrations"),
     "experiment": ("daft_agent.cli.experiment", "Table I, Fig. 5 and RQ4 as commands"),
+    "view": ("daft_agent.cli.view", "open a Rerun recording, or replay a store's episodes"),
 }
 
 

@@ -93,6 +93,7 @@ def collect_demos(
     keep_failed: bool | None = None,
     render: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
+    display: Any = None,
 ) -> dict[str, int]:
     """Record ``episodes`` new demonstrations per task into ``store`` (kind ``demos``).
 
@@ -113,6 +114,8 @@ def collect_demos(
             driving a simulated robot can see it.
         env_kwargs: more ``gym.make`` arguments, e.g. ``{"chained_starts": 0.5}`` so the demos
             cover the starts the training env will produce.
+        display: a :class:`~daft_env.display.StepStream` that every step (kept or not) is
+            streamed to, as robot ``0`` (``--display`` / ``--record``); None streams nothing.
 
     Returns:
         task -> number of demos added.
@@ -174,7 +177,9 @@ def collect_demos(
                 env_id, task, obs_mode, "human" if render else None, env_kwargs=env_kwargs
             )
             try:
-                _collect_task(env, store, task, episodes, seed, driver, added, failures, bar, meta)
+                _collect_task(
+                    env, store, task, episodes, seed, driver, added, failures, bar, meta, display
+                )
             finally:
                 env.close()
     finally:
@@ -276,6 +281,11 @@ class _DeviceDriver(_Driver):
         print(f"{task}: episode failed and was discarded", file=sys.stderr)
 
 
+def driver_label(driver: _Driver) -> str:
+    """How a demo is driven, as said at each episode's start in the live view."""
+    return "scripted expert" if isinstance(driver, _ExpertDriver) else "teleop device"
+
+
 def _ask_keep(task: str) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -294,6 +304,7 @@ def _collect_task(
     failures: dict[str, int],
     bar: Any,
     meta: dict[str, Any],
+    display: Any = None,
 ) -> None:
     """Record demos of ``task`` with ``driver`` until ``episodes`` are kept or attempts run out."""
     from daft_env.wrappers import RecordEpisodeToStore
@@ -306,6 +317,10 @@ def _collect_task(
         task=task,
         metadata=meta,
     )
+    if display is not None:
+        from daft_env.display import DisplayWrapper
+
+        rec = DisplayWrapper(rec, display, robot="0", label=f"collect, {driver_label(driver)}")
     options = {"task": task} if env.unwrapped.mode == "multi" else None
     attempts = 0
     while added[task] < episodes and attempts < driver.max_attempts:
@@ -359,6 +374,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--render", action="store_true", help="show the simulation viewer (for human devices)"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    from daft_agent.cli.view import add_display_arguments
+
+    add_display_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -372,24 +390,32 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --obs-mode {args.obs_mode!r}; valid: {', '.join(OBS_MODES)}")
     if args.task != "all":
         get_task(args.task)
+    from daft_agent.cli.view import open_display
     from daft_env.store import EpisodeStore
 
     store = EpisodeStore(Path(args.store))
-    added = collect_demos(
-        store,
-        env_id=args.env,
-        tasks=args.task,
-        episodes=args.episodes,
-        obs_mode=args.obs_mode,
-        device=args.device,
-        seed=args.seed,
-        noise=args.noise,
-        progress=not args.no_progress,
-        keep_failed=args.keep_failed,
-        render=args.render,
-    )
+    display = open_display(args)
+    try:
+        added = collect_demos(
+            store,
+            env_id=args.env,
+            tasks=args.task,
+            episodes=args.episodes,
+            obs_mode=args.obs_mode,
+            device=args.device,
+            seed=args.seed,
+            noise=args.noise,
+            progress=not args.no_progress,
+            keep_failed=args.keep_failed,
+            render=args.render,
+            display=display,
+        )
+    finally:
+        display.close()
     totals = {t: store.count(task=t, kind="demos") for t in added}
     for task, n in added.items():
         print(f"{task}: added {n} demos, {totals[task]} in store")
     print(f"store: {store.root}")
+    if args.record:
+        print(f"recording: {args.record} (open it with daft view {args.record})")
     return 0

@@ -10,7 +10,8 @@ the next one. This works on sim and real ids alike; the table counts the command
 policy sees the bolt and the fixture a few mm to 1.5 cm off, the simulated operator sees the truth.
 ``--json PATH`` writes the results in the ``results.json`` layout of ``daft train``. ``--video
 DIR`` also writes one MP4 per task (head and wrist cameras, the spoken command and the outcome
-drawn; sim ids). Examples::
+drawn; sim ids). ``--display`` streams every trial to a Rerun viewer and ``--record PATH.rrd``
+to a recording (robot ``0``; each episode's start names its condition and column). Examples::
 
     daft evaluate runs/state/checkpoint.zip --trials 25 --with-commands --perturbed
     daft evaluate runs/state/checkpoint.zip --trials 3 --device keyboard --render
@@ -94,6 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--video-trials", type=int, default=1, help="episodes per task in each video (default: 1)"
     )
+    from daft_agent.cli.view import add_display_arguments
+
+    add_display_arguments(parser)
 
 
 def _talk_device(args: argparse.Namespace, env: Any) -> tuple[Any, int | None, float | None]:
@@ -121,15 +125,12 @@ def _talk_device(args: argparse.Namespace, env: Any) -> tuple[Any, int | None, f
 def run(args: argparse.Namespace) -> int:
     """Run ``daft evaluate``; returns the exit status."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import gymnasium as gym
     import torch
 
     import daft_env  # noqa: F401
     from daft_agent.agent import DualActorAgent
     from daft_agent.errors import CheckpointError
-    from daft_agent.evaluation import evaluate_condition, format_table, results_dict
     from daft_env.perception import PerceptionError, as_perception_error
-    from daft_env.wrappers import InterventionWrapper
 
     torch.set_num_threads(1)
     if args.trials < 1:
@@ -161,6 +162,42 @@ def run(args: argparse.Namespace) -> int:
             "cancels, 'x' stops the arm. Motion keys are ignored at test time."
         )
 
+    from daft_agent.cli.view import open_display
+
+    display = open_display(args)
+    try:
+        results = _evaluate(args, agent, obs_mode, conditions, with_commands, display)
+    finally:
+        display.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if args.video:
+        from daft_agent.video import record_videos
+
+        for p in record_videos(
+            agent, args.env, list(agent.tasks), Path(args.video), args.video_trials, args.seed
+        ):
+            print(f"video: {p}")
+    if args.record:
+        print(f"recording: {args.record} (open it with daft view {args.record})")
+    return 0
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    agent: Any,
+    obs_mode: str,
+    conditions: list[tuple[str, Any]],
+    with_commands: bool,
+    display: Any,
+) -> dict[str, Any]:
+    """Every condition's table, printed; returns the ``results.json`` dict."""
+    import gymnasium as gym
+
+    from daft_agent.evaluation import evaluate_condition, format_table, results_dict
+    from daft_env.display import DisplayWrapper
+    from daft_env.wrappers import InterventionWrapper
+
     tasks = list(agent.tasks)
     results: dict[str, Any] = {"trials": args.trials, "env_id": args.env}
     render = {"render_mode": "human"} if args.render else {}
@@ -172,9 +209,14 @@ def run(args: argparse.Namespace) -> int:
             device, hold, pace = _talk_device(args, env)
             talk_env = InterventionWrapper(env, device)
             kwargs = {"command_hold": hold, "pace_hz": pace}
+        auto_env = env
+        if display.enabled:
+            auto_env = DisplayWrapper(env, display, label=f"{name}, autonomous")
+            if talk_env is not None:
+                talk_env = DisplayWrapper(talk_env, display, label=f"{name}, with commands")
         try:
             cond = evaluate_condition(
-                agent, env, talk_env, tasks, args.trials, seed=args.seed, **kwargs
+                agent, auto_env, talk_env, tasks, args.trials, seed=args.seed, **kwargs
             )
         finally:
             if device is not None:
@@ -192,13 +234,4 @@ def run(args: argparse.Namespace) -> int:
             results.update(entry)  # the keys daft train's results.json already has
         else:
             results[name] = entry
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    if args.video:
-        from daft_agent.video import record_videos
-
-        for p in record_videos(
-            agent, args.env, tasks, Path(args.video), args.video_trials, args.seed
-        ):
-            print(f"video: {p}")
-    return 0
+    return results
