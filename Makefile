@@ -30,7 +30,8 @@ test: setup
 
 train: setup
 	$(VENV)/bin/daft train --preset state
-	$(VENV)/bin/daft evaluate runs/state/checkpoint.zip --trials 1 --video runs/state/videos
+	$(VENV)/bin/daft evaluate runs/state/checkpoint.zip --trials 1 --video runs/state/videos \
+		--record runs/state/videos/evaluation.rrd
 
 lint: setup
 	$(PY) -m ruff check daft_env daft_agent hardware tests benchmarks

@@ -213,6 +213,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="robot pacing as a multiple of 10 Hz (0 = unpaced; default 1)",
     )
+    from daft_agent.cli.view import add_display_arguments
+
+    add_display_arguments(parser)
 
 
 def _parse_overrides(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -425,6 +428,26 @@ def run(args: argparse.Namespace) -> int:
         perception,
         env_kwargs,
     )
+    from daft_agent.cli.view import open_display
+    from daft_env.display import DisplayWrapper
+
+    display = open_display(args)  # disabled unless --display / --display-address / --record
+    learner: dict[str, Any] = {}
+    if display.enabled:
+        if on_fleet:
+            raise ConfigError(
+                "--display/--record stream the in-process training env; a fleet's robots are "
+                "not streamed yet (leave out --actors/--robots, or the display flags)"
+            )
+        train_env = DisplayWrapper(
+            train_env,
+            display,
+            robot="0",
+            label="train",
+            learner_stats=lambda: (
+                {"updates": learner["agent"].online_updates_done} if learner else {}
+            ),
+        )
     tasks = (
         list(TASK_NAMES[: train_env.observation_space["task_id"].n])
         if "task_id" in train_env.observation_space.spaces
@@ -506,6 +529,7 @@ def run(args: argparse.Namespace) -> int:
             **agent_kwargs,
         )
     agent.set_logger(configure(str(run_dir / "tb"), ["tensorboard", "csv"]))
+    learner["agent"] = agent
 
     # (2) warm-up
     t0 = time.time()
@@ -580,6 +604,7 @@ def run(args: argparse.Namespace) -> int:
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"checkpoint: {checkpoint}\nTensorBoard: tensorboard --logdir {run_dir / 'tb'}")
     train_env.close()
+    display.close()
     return 0
 
 

@@ -114,26 +114,16 @@ def test_view_bad_input_names_the_problem(tmp_path, capsys):
     assert "name it *.rrd" in capsys.readouterr().err
 
 
-def test_the_train_hook_records_the_online_phase(tmp_path, monkeypatch):
-    """The wiring proposed for ``daft train --display/--record``: the training env, displayed."""
-    import daft_agent.cli.train_env as train_env
-    from daft_env.display import DisplayWrapper, StepStream
-
+def test_daft_train_record_writes_the_online_phase(tmp_path):
+    """``daft train --record``: every online step, with who held control, why, and the command."""
     out = tmp_path / "train.rrd"
-    stream = StepStream.open(record_path=out)
-    real = train_env.make_train_env
-    monkeypatch.setattr(
-        train_env,
-        "make_train_env",
-        lambda *a, **k: DisplayWrapper(real(*a, **k), stream, robot="0", label="train"),
-    )
     argv = ["train", "--tiny", "--steps", "100", "--eval-every", "0", "--skip-eval"]
     argv += ["--output-dir", str(tmp_path / "runs"), "--name", "t", "--no-progress"]
-    argv += ["--store", str(tmp_path / "store")]
+    argv += ["--store", str(tmp_path / "store"), "--record", str(out)]
     assert main(argv) == 0
-    stream.close()
     rec = read_recording(out)
     assert len(steps_of(rec)) >= 100  # every online step (the last episode runs to its end)
     held = {s for s, row in rec["robot/0/operator/intervening"] if row["Scalars:scalars"] == 1.0}
     assert held and held <= set(texts(rec["robot/0/operator/reason"]))
     assert held <= set(texts(rec["robot/0/operator/command"]))
+    assert "robot/0/learner/updates" in rec  # the learner's update count rides along
