@@ -124,13 +124,15 @@ class ScriptedExpert:
         dxy = np.linalg.norm(t[:2] - g[:2])
         grasp_z = max(LYING_GRASP_Z, g[2] + 0.0005)
         low = t[2] < grasp_z + 0.004
-        # Close once within 4 mm and 0.08 rad of yaw; once closing, keep closing while within
+        # Close once within 4 mm and 0.25 rad of yaw; once closing, keep closing while within
         # 6 mm (a hand does not let go of a grasp it has begun because the next step drifted
         # 1 mm). With 3 mm and 0.06 rad a hand with action noise 0.1 hovered 20 steps waiting
-        # for all three. A looser yaw (0.25 rad, so the operator would not take over a policy
-        # that grasps turned) gave upright 94 / 86 / 98 % over seeds 1-3 of daft train.
+        # for all three, and a policy that grasps at 0.3 rad and succeeds was taken over.
+        # Measured over seeds 1-3 of daft train (upright autonomous, 50 trials): 94 / 86 / 98 %
+        # with 0.25 rad; with 0.08 rad 84 / 94 / 88 %, and with a gentler first lift after
+        # the grasp 90 / 74 / 86 %.
         closing = ps["gripper_command_closed"] and dxy < 0.006 and t[2] < grasp_z + 0.006
-        if (dxy < 0.004 and rot_err < 0.08 and low) or closing:
+        if (dxy < 0.004 and rot_err < 0.25 and low) or closing:
             if ps["gripper_opening"] < 0.5 * SHANK_RADIUS and ps["gripper_command_closed"]:
                 return self.servo(ps, np.r_[g[:2], grasp_z + 0.02], rot, OPEN)  # missed
             return self.servo(ps, np.r_[g[:2], grasp_z], rot, CLOSE)
@@ -146,9 +148,9 @@ class ScriptedExpert:
             # between descending and rising on an upright approach that turned the hand slowly.
             return self.servo(ps, np.r_[t[:2], 0.095], None, OPEN)
         # Continuous descent: the allowed height rises with the xy and yaw errors, from the grasp
-        # height (within 3 mm and 0.05 rad) to 3.5 cm (8 mm or 0.15 rad), so noise near the bolt
+        # height (within 3 mm and 0.2 rad) to 3.5 cm (8 mm or 0.4 rad), so noise near the bolt
         # makes a small correction, not a restart of the approach.
-        miss = max((dxy - 0.003) / 0.005, (rot_err - 0.05) / 0.1)
+        miss = max((dxy - 0.003) / 0.005, (rot_err - 0.2) / 0.2)
         z = grasp_z + float(np.clip(miss, 0.0, 1.0)) * (max(0.035, grasp_z) - grasp_z)
         if dxy > 0.02 and t[2] < 0.02:
             z = t[2] + 0.03  # far and low: rise as it travels
