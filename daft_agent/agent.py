@@ -40,13 +40,14 @@ from stable_baselines3.common.type_aliases import MaybeCallback
 
 from daft_agent.actors import ActorLoop, OnlineRunner, RunnerConfig, WeightsHub, actor_copy
 from daft_agent.buffers import DualActorReplay
-from daft_agent.checkpoints import CHECKPOINT_FORMAT, atomic_write, check_checkpoint
+from daft_agent.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND, CommandEncoder, make_command_encoder
 from daft_agent.env_contract import check_spaces, resolve_tasks, single_env, task_cycler
 from daft_agent.errors import AgentConfigError, CheckpointError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
+from daft_env.durable import write_with
 
 #: attributes that never go into a checkpoint: runtime objects and external resources.
 _RUNTIME_ATTRS = [
@@ -298,9 +299,10 @@ class DualActorAgent(BaseAlgorithm):
 
         The snapshot is taken under the learner's lock, so it is consistent when called from any
         thread or callback while :meth:`learn` runs (networks, optimisers and counters from the
-        same update). The zip is written to a temporary file in the same directory, fsynced,
-        renamed over ``path`` and the directory fsynced: a process killed during ``save`` leaves
-        the previous checkpoint intact. A path without a suffix gets ``.zip`` (as in SB3).
+        same update). The zip is written through :func:`daft_env.durable.write_with` (a temp file
+        in the same directory, fsynced, renamed over ``path``, the directory fsynced): a process
+        killed during ``save`` leaves the previous checkpoint intact, and its temp file is removed
+        by the next ``save``. A path without a suffix gets ``.zip`` (as in SB3).
         """
         if not isinstance(path, (str, Path)):  # a file object: SB3 writes into it
             with self._policy_lock:
@@ -310,7 +312,7 @@ class DualActorAgent(BaseAlgorithm):
         if target.suffix == "":
             target = target.with_name(target.name + ".zip")
         with self._policy_lock:
-            atomic_write(target, lambda fh: BaseAlgorithm.save(self, fh, exclude, include))
+            write_with(target, lambda fh: BaseAlgorithm.save(self, fh, exclude, include))
 
     @classmethod
     def load(  # type: ignore[override]
