@@ -38,7 +38,7 @@ from stable_baselines3.common import utils as sb3_utils
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from daft_agent.actors import ActorLoop, OnlineRunner, RunnerConfig, WeightsHub, actor_copy
+from daft_agent.actors import ActorLoop, LocalWeightsHub, OnlineRunner, RunnerConfig, actor_copy
 from daft_agent.buffers import DualActorReplay
 from daft_agent.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND, CommandEncoder, make_command_encoder
@@ -62,6 +62,7 @@ _RUNTIME_ATTRS = [
     "_task_stats",
     "_buffers_loaded",
     "episode_queue",
+    "fleet_runner",
 ]
 #: constructor arguments that are :class:`LearnerConfig` fields (``lambdas`` is built from
 #: ``lambda_warmup`` and ``lambda_online``), and those that are :class:`RunnerConfig` fields.
@@ -267,7 +268,8 @@ class DualActorAgent(BaseAlgorithm):
         self.learner = Learner(
             self.policy, self.replay, self.command_encoder, self._learner_config(), self.seed
         )
-        self.hub = WeightsHub()
+        self.hub = LocalWeightsHub()
+        self.fleet_runner: Any = None
         self.episode_queue: queue.Queue = queue.Queue()
         self._policy_lock = threading.RLock()
         self._stats_lock = threading.Lock()
@@ -448,19 +450,6 @@ class DualActorAgent(BaseAlgorithm):
         self._n_updates += 1
         self._record_learner_stats(stats)
 
-    def _file_finished_episodes(self, n_episodes: int, log_interval: int) -> int:
-        """Move finished episodes from the queue to the store and buffers; returns the new count."""
-        while True:
-            try:
-                episode = self.episode_queue.get_nowait()
-            except queue.Empty:
-                return n_episodes
-            self.add_episode(episode)
-            n_episodes += 1
-            self._episode_num += 1
-            if log_interval and n_episodes % log_interval == 0:
-                self.dump_logs()
-
     def learn(
         self,
         total_timesteps: int,
@@ -469,17 +458,27 @@ class DualActorAgent(BaseAlgorithm):
         tb_log_name: str = "DualActor",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
+        fleet: Any = None,
     ) -> DualActorAgent:
         """Warm up (if not done), then train online for ``total_timesteps`` env steps.
 
-        The interaction loop runs here and calls ``callback`` after every env step (SB3
-        semantics: returning False stops training); the learner runs in a background thread
-        (in this thread with ``lockstep=True``). An episode that ends on a step is in the store
-        and the buffers before the callback sees that step, so stopping never loses it.
+        The interaction source is this process's env (an :class:`~daft_agent.actors.ActorLoop`
+        here, the learner in a background thread, or in this thread with ``lockstep=True``), or
+        ``fleet``: a :class:`~daft_agent.fleet.runner.FleetConfig` whose Ray robot actors step
+        their own envs (RQ5), ``total_timesteps`` counting the steps of all robots together.
+        Either way one loop files what comes back: each finished episode goes to the store and
+        the buffers before ``callback`` sees its step (SB3 semantics, once per env step;
+        returning False stops training), so stopping never loses it. On a fleet,
+        ``callback.locals["fleet"]`` is the runner (per-robot figures), kept afterwards as
+        :attr:`fleet_runner`.
+
+        Raises:
+            FleetError: every robot of ``fleet`` went, or a robot's env raised.
         """
         if self.env is None:
             raise AgentConfigError(
-                "learn() needs an env: pass env= to the constructor or to load(), or call set_env"
+                "learn() needs an env (its spaces, and the interaction unless on a fleet): pass "
+                "env= to the constructor or to load(), or call set_env"
             )
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
@@ -490,6 +489,52 @@ class DualActorAgent(BaseAlgorithm):
             self.warmup(remaining)
         self.replay.check_demos()
         callback.on_training_start(locals(), globals())
+        runner = self._interaction(fleet)
+        self.fleet_runner = runner if fleet is not None else None
+        n_episodes = 0
+        with runner:
+            for step in runner.steps(total_timesteps - self.num_timesteps):
+                self.num_timesteps += 1
+                self.online_env_steps += 1
+                for episode in step.episodes:
+                    self.add_episode(episode)  # the durable store first: a crash loses nothing
+                    n_episodes += 1
+                    self._episode_num += 1
+                    if log_interval and n_episodes % log_interval == 0:
+                        runner.record(self.logger)
+                        self.dump_logs()
+                dones, infos = np.array([step.done]), [step.info]
+                self._update_info_buffer(infos, dones)
+                self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+                callback.update_locals(
+                    {
+                        "infos": infos,
+                        "dones": dones,
+                        "rewards": np.array([step.reward]),
+                        "new_obs": step.obs,
+                        "fleet": self.fleet_runner,
+                    }
+                )
+                if not callback.on_step():
+                    self.num_timesteps += step.rest  # the chunk's other steps happened too
+                    self.online_env_steps += step.rest
+                    break
+        runner.record(self.logger)
+        self.dump_logs()
+        callback.on_training_end()
+        return self
+
+    def _interaction(self, fleet: Any) -> OnlineRunner:
+        """The online phase's interaction source: one in-process loop, or ``fleet``'s runner."""
+        pacing = dict(
+            learner=self.learner,
+            lock=self._policy_lock,
+            config=self._runner_config(),
+            updates_done=self.online_updates_done,
+            on_update=self._on_online_update,
+        )
+        if fleet is not None:
+            return fleet.runner(actor=actor_copy(self.policy), tasks=self.tasks, **pacing)
         loop = ActorLoop(
             single_env(self.env, self.store),
             actor_copy(self.policy),
@@ -499,38 +544,12 @@ class DualActorAgent(BaseAlgorithm):
             task_cycler(self.tasks),
             self.seed,
         )
-        runner = OnlineRunner(
-            loop,
-            self.learner,
-            self._policy_lock,
-            self._runner_config(),
-            updates_done=self.online_updates_done,
-            on_update=self._on_online_update,
-        )
-        n_episodes = 0
-        with runner:
-            while self.num_timesteps < total_timesteps:
-                result = runner.step()
-                self.num_timesteps += 1
-                self.online_env_steps += 1
-                n_episodes = self._file_finished_episodes(n_episodes, log_interval)
-                dones = np.array([result.terminated or result.truncated])
-                infos = [result.info]
-                self._update_info_buffer(infos, dones)
-                self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
-                callback.update_locals(
-                    {
-                        "infos": infos,
-                        "dones": dones,
-                        "rewards": np.array([result.reward]),
-                        "new_obs": result.obs,
-                    }
-                )
-                if not callback.on_step():
-                    break
-        self.dump_logs()
-        callback.on_training_end()
-        return self
+        return OnlineRunner(loop, **pacing)
+
+    @property
+    def episodes_done(self) -> int:
+        """Online episodes filed since the last ``learn`` that reset the counters."""
+        return self._episode_num
 
     def dump_logs(self) -> None:
         """Write per-task success rates, episode length, intervention rate and every loss term.

@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     from daft_agent.agent import DualActorAgent
     from daft_agent.errors import CheckpointError
     from daft_agent.evaluation import evaluate_condition, format_table, results_dict
+    from daft_agent.runs.envs import operated
     from daft_env.perception import PerceptionError, as_perception_error
-    from daft_env.wrappers import InterventionWrapper
 
     torch.set_num_threads(1)
     if args.trials < 1:
@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         talk_env, device, kwargs = None, None, {}
         if with_commands:
             device, hold, pace = _talk_device(args, env)
-            talk_env = InterventionWrapper(env, device)
+            talk_env = operated(env, device)
             kwargs = {"command_hold": hold, "pace_hz": pace}
         try:
             cond = evaluate_condition(

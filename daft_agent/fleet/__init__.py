@@ -8,11 +8,11 @@
 Ray is imported when a fleet starts, so importing this package does not need it.
 """
 
+from daft_agent.errors import FleetError
 from daft_agent.fleet.learn import learn_fleet, sim_fleet
 from daft_agent.fleet.remote import ActorState, RobotWorker, SimRobotEnv
 from daft_agent.fleet.runner import (
     FleetConfig,
-    FleetError,
     FleetRunner,
     RayWeightsHub,
     RobotSpec,

@@ -33,11 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from daft_agent.actors import ActorLoop
+from daft_agent.actors import ActorLoop, LocalWeightsHub
 from daft_agent.errors import AgentConfigError
-
-#: the robots' control rate (ARCHITECTURE.md: control at 10 Hz)
-CONTROL_HZ = 10.0
+from daft_env.spaces import CONTROL_HZ
 
 
 @dataclass(frozen=True)
@@ -64,18 +62,13 @@ class SimRobotEnv:
 
     def __call__(self) -> Any:
         """Make the env (with its operator under the wrapper when ``intervention``)."""
-        import gymnasium as gym
-
-        import daft_env  # noqa: F401  (registers the ids)
-        from daft_env.operator import SimulatedOperator
+        from daft_agent.runs.envs import make_env, operated
         from daft_env.robots import robot_env_kwargs
-        from daft_env.wrappers import InterventionWrapper
 
-        kwargs = {**robot_env_kwargs(self.robot), **dict(self.env_kwargs)}
-        base = gym.make(self.env_id, **kwargs)
+        base = make_env(self.env_id, **{**robot_env_kwargs(self.robot), **dict(self.env_kwargs)})
         if not self.intervention:
             return base
-        return InterventionWrapper(base, SimulatedOperator(base, seed=self.operator_seed))
+        return operated(base, seed=self.operator_seed)
 
 
 @dataclass(frozen=True)
@@ -114,21 +107,6 @@ class TaskCycle:
         return {"task": task}
 
 
-class _ReceivedWeights:
-    """The robot's side of the weights hub: the latest snapshot this process fetched."""
-
-    def __init__(self) -> None:
-        self.version = -1
-        self._state: dict[str, dict[str, torch.Tensor]] | None = None
-
-    def set(self, version: int, actor_state: dict[str, torch.Tensor]) -> None:
-        self.version = int(version)
-        self._state = {"actor": actor_state}
-
-    def latest(self) -> tuple[int, dict[str, dict[str, torch.Tensor]] | None]:
-        return self.version, self._state
-
-
 def _episode_seed(seed: int, episodes: int) -> int:
     """Seed of the first reset after (re)starting with ``episodes`` already filed."""
     return int(np.random.SeedSequence([int(seed), int(episodes)]).generate_state(1)[0])
@@ -163,7 +141,7 @@ class RobotWorker:
         self.period = 0.0 if speed == 0 else 1.0 / (CONTROL_HZ * speed)
         self.env = make_env()
         self.actor = actor
-        self.weights = _ReceivedWeights()
+        self.weights = LocalWeightsHub()  # the robot's copy of what the learner published
         self.loop: ActorLoop | None = None
 
     def pid(self) -> int:
@@ -179,7 +157,7 @@ class RobotWorker:
             self.loop = ActorLoop(
                 self.env,
                 self.actor,
-                self.weights,  # type: ignore[arg-type]  (the hub's read side: version, latest)
+                self.weights,
                 self.tasks,
                 reset_options=TaskCycle(self.tasks, start=state.episodes),
                 seed=_episode_seed(state.seed, state.episodes),
@@ -188,7 +166,7 @@ class RobotWorker:
             import ray
 
             actor_state = ray.get(state.weights[0], timeout=60.0)
-            self.weights.set(state.weights_version, actor_state)
+            self.weights.receive(state.weights_version, actor_state)
 
     def run_steps(self, n: int, state: ActorState) -> dict[str, Any]:
         """Take up to ``n`` paced env steps with the weights ``state`` names.
@@ -239,7 +217,6 @@ def robot_actor_class(max_restarts: int = 3) -> Any:
 
 
 __all__ = [
-    "CONTROL_HZ",
     "ActorState",
     "RobotWorker",
     "SimRobotEnv",
