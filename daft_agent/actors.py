@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from daft_agent.encoders import EMBEDDING_KEY
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.errors import AgentConfigError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.update import Learner
