@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -39,12 +38,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
 from daft_agent.actors import ActorLoop, LocalWeightsHub, OnlineRunner, RunnerConfig, actor_copy
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.buffers import DualActorReplay
 from daft_agent.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
-from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND, CommandEncoder, make_command_encoder
-from daft_agent.env_contract import check_spaces, resolve_tasks, single_env, task_cycler
+from daft_agent.commands import NULL_COMMAND, CommandEncoder, make_command_encoder
+from daft_agent.env_contract import TaskCycle, check_spaces, resolve_tasks, single_env
 from daft_agent.errors import AgentConfigError, CheckpointError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
+from daft_agent.stats import TaskStats
 from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
 from daft_env.durable import write_with
@@ -75,8 +76,6 @@ _OWN_ARGS = (
     "min_rollouts_per_task",
     "interventions_as_demos",
 )
-#: per-task rolling statistics of online episodes
-_STATS = ("success", "autonomous_success", "length", "intervention")
 
 
 class DualActorAgent(BaseAlgorithm):
@@ -274,9 +273,7 @@ class DualActorAgent(BaseAlgorithm):
         self._policy_lock = threading.RLock()
         self._stats_lock = threading.Lock()
         self._learner_stats: dict[str, list[float]] = {}
-        self._task_stats = {
-            t: {k: deque(maxlen=self.success_window) for k in _STATS} for t in self.tasks
-        }
+        self._task_stats = TaskStats(self.tasks, self.success_window)
         self._buffers_loaded = False
 
     @property
@@ -383,12 +380,7 @@ class DualActorAgent(BaseAlgorithm):
             self.store.add(episode)
         self.replay.add_episode(episode)
         if episode.kind != "demos":
-            st = self._task_stats[episode.task]
-            intervened = bool(np.any(episode.intervened))
-            st["success"].append(float(episode.success))
-            st["autonomous_success"].append(float(episode.success and not intervened))
-            st["length"].append(float(len(episode)))
-            st["intervention"].append(float(np.mean(episode.intervened)) if len(episode) else 0.0)
+            self._task_stats.add(episode)
         self._fit_normalizers()
 
     def success_rates(self, autonomous: bool = False) -> dict[str, float]:
@@ -399,11 +391,7 @@ class DualActorAgent(BaseAlgorithm):
                 alone). By default an episode the operator rescued counts as a success too, which
                 overstates what the policy can do wherever the operator takes over often.
         """
-        key = "autonomous_success" if autonomous else "success"
-        return {
-            t: float(np.mean(s[key])) if s[key] else float("nan")
-            for t, s in self._task_stats.items()
-        }
+        return self._task_stats.success_rates(autonomous)
 
     # ------------------------------------------------------------------ training
     def _record_learner_stats(self, stats: dict[str, float]) -> None:
@@ -541,7 +529,7 @@ class DualActorAgent(BaseAlgorithm):
             self.hub,
             self.tasks,
             self.episode_queue,
-            task_cycler(self.tasks),
+            TaskCycle(self.tasks),
             self.seed,
         )
         return OnlineRunner(loop, **pacing)
@@ -558,17 +546,7 @@ class DualActorAgent(BaseAlgorithm):
         included; ``rollout/<task>/autonomous_success_rate`` counts only episodes that succeeded
         with no intervened step (what the policy achieves alone).
         """
-        for task, st in self._task_stats.items():
-            if st["success"]:
-                self.logger.record(f"rollout/{task}/success_rate", float(np.mean(st["success"])))
-                self.logger.record(
-                    f"rollout/{task}/autonomous_success_rate",
-                    float(np.mean(st["autonomous_success"])),
-                )
-                self.logger.record(f"rollout/{task}/ep_length", float(np.mean(st["length"])))
-                self.logger.record(
-                    f"rollout/{task}/intervention_rate", float(np.mean(st["intervention"]))
-                )
+        self._task_stats.record(self.logger)
         self._flush_learner_stats("train/")
         for k, v in self.replay.sizes().items():
             self.logger.record(f"buffers/{k}", v)

@@ -72,15 +72,12 @@ class ExperimentConfig:
 
 def tasks_of(env_id: str, obs_mode: str) -> list[str]:
     """The env's task names in ``task_id`` order (a single-task env's own task)."""
+    from daft_agent.env_contract import env_tasks
     from daft_agent.runs.envs import make_env
-    from daft_env.tasks import TASK_NAMES
 
     env = make_env(env_id, obs_mode=obs_mode)
     try:
-        space = env.observation_space
-        if "task_id" in space.spaces:
-            return list(TASK_NAMES[: space["task_id"].n])
-        return [env.unwrapped.task.name]
+        return env_tasks(env)
     finally:
         env.close()
 

@@ -1,4 +1,4 @@
-"""A fleet of simulated robots (:func:`sim_fleet`) and ``learn`` on it (:func:`learn_fleet`).
+"""``learn`` on a fleet: :func:`learn_fleet`.
 
 :func:`learn_fleet` is :meth:`DualActorAgent.learn <daft_agent.agent.DualActorAgent.learn>` with
 ``fleet=``: the same online phase, with the interaction done by a
@@ -13,48 +13,11 @@ is the :class:`~daft_agent.fleet.runner.FleetRunner` (per-robot figures for a pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from daft_agent.errors import AgentConfigError
-from daft_agent.fleet.remote import SimRobotEnv
-from daft_agent.fleet.runner import FleetConfig, FleetRunner, RobotSpec
-
-
-def sim_fleet(
-    env_id: str,
-    env_kwargs: dict[str, Any] | None = None,
-    robots: Sequence[str | None] | None = None,
-    n_actors: int | None = None,
-    seed: int = 0,
-    **config: Any,
-) -> FleetConfig:
-    """A fleet of simulated robots: one per calibration preset (``robots``) or ``n_actors`` nominal.
-
-    Args:
-        env_id: the Sim env id each robot makes.
-        env_kwargs: ``gym.make`` keyword arguments (``obs_mode``, ...).
-        robots: preset names of :mod:`daft_env.robots` ("A", "B"); one actor each.
-        n_actors: number of nominal robots (``robot-0``, ...) when ``robots`` is None.
-        seed: base seed (each robot's operator and env draw from their own seeds).
-        **config: other :class:`FleetConfig` fields (``speed``, ``address``, ...).
-    """
-    if robots is None:
-        if n_actors is None or n_actors < 1:
-            raise AgentConfigError(f"a fleet needs robots=[...] or n_actors >= 1, got {n_actors}")
-        robots = [None] * n_actors
-    specs = tuple(
-        RobotSpec(
-            name=robot if robot is not None else f"robot-{i}",
-            make_env=SimRobotEnv(
-                env_id, dict(env_kwargs or {}), robot, operator_seed=seed + 7919 * i
-            ),
-        )
-        for i, robot in enumerate(robots)
-    )
-    return FleetConfig(robots=specs, seed=seed, **config)
+from daft_agent.fleet.runner import FleetConfig, FleetRunner
 
 
 def learn_fleet(
@@ -96,4 +59,4 @@ def learn_fleet(
     return agent.fleet_runner
 
 
-__all__ = ["learn_fleet", "sim_fleet"]
+__all__ = ["learn_fleet"]

@@ -227,7 +227,9 @@ class RunConfig:
                 "--train-perception-error offsets the state observation only; use --preset state"
             )
         if self.on_fleet and (
-            self.train_perception_error or self.operator_rate != OPERATOR_RATE or self.chained_starts
+            self.train_perception_error
+            or self.operator_rate != OPERATOR_RATE
+            or self.chained_starts
         ):
             raise ConfigError(
                 "--train-perception-error, --operator-rate and --chained-starts set the "

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from daft_agent.env_contract import env_tasks
 from daft_agent.runs import report
 from daft_agent.runs.config import CURVE_SEED, EVAL_SEED, RunConfig, RunPlan
 from daft_agent.runs.envs import make_train_env
-from hardware.errors import ConfigError
 
 #: builds the learner of a run from (env, store, tasks); None: DualActorAgent from the config
 ModelFactory = Callable[[Any, Any, Sequence[str]], Any]
@@ -56,7 +56,6 @@ def train_run(
 
     from daft_env.perception import PerceptionError, as_perception_error
     from daft_env.store import EpisodeStore
-    from daft_env.tasks import TASK_NAMES
 
     torch.set_num_threads(1)
     plan = config.resolve()
@@ -74,12 +73,7 @@ def train_run(
         perception,
         plan.env_kwargs,
     )
-    tasks = (
-        list(TASK_NAMES[: train_env.observation_space["task_id"].n])
-        if "task_id" in train_env.observation_space.spaces
-        else None
-    )
-    task_list = tasks or [train_env.unwrapped.task.name]
+    task_list = env_tasks(train_env)
     wrap: Any = lambda env: env  # noqa: E731
     if config.backbone is not None:  # one frozen backbone; every env's observations carry its h
         from daft_agent.backbones.cache import EmbedObservation, frozen_backbone
@@ -110,15 +104,17 @@ def train_run(
         echo(f"embedded {done} stored episodes with {config.backbone}")
 
     if make_model is not None:
-        agent = make_model(train_env, store, tasks or task_list)
+        agent = make_model(train_env, store, task_list)
     else:
-        agent = _dual_actor_agent(plan, train_env, store, tasks or task_list, echo)
+        agent = _dual_actor_agent(plan, train_env, store, task_list, echo)
     agent.set_logger(configure(str(plan.run_dir / "tb"), ["tensorboard", "csv"]))
     checkpoint = plan.checkpoint
 
     # (2) warm-up (another learner warms up inside its learn)
     t0 = time.time()
-    remaining_warmup = max(0, agent.warmup_steps - agent.warmup_updates_done) if not make_model else 0
+    remaining_warmup = (
+        max(0, agent.warmup_steps - agent.warmup_updates_done) if not make_model else 0
+    )
     if remaining_warmup:
         from tqdm.auto import tqdm
 
@@ -142,7 +138,10 @@ def train_run(
         if make_model is None:
             cb.append(
                 _progress_callback(
-                    plan.online_steps, done_steps, config.progress, checkpoint,
+                    plan.online_steps,
+                    done_steps,
+                    config.progress,
+                    checkpoint,
                     config.checkpoint_every,
                 )
             )
@@ -259,7 +258,7 @@ def _norm(v: Any) -> Any:
 
 def _fleet(plan: RunPlan, agent: Any) -> Any:
     """The run's fleet of simulated Ray robots (``actors``/``robots``)."""
-    from daft_agent.fleet import sim_fleet
+    from daft_agent.runs.envs import sim_fleet
 
     config = plan.config
     return sim_fleet(
@@ -288,9 +287,7 @@ def _rates_postfix(agent: Any) -> dict[str, str]:
     return {f"{t[:4]} all/auto": f"{pct(rescued[t])}/{pct(alone[t])}" for t in rescued}
 
 
-def _progress_callback(
-    total: int, initial: int, enabled: bool, checkpoint: Any, every: int
-) -> Any:
+def _progress_callback(total: int, initial: int, enabled: bool, checkpoint: Any, every: int) -> Any:
     """An SB3 callback: a tqdm bar over online steps with live per-task success, and checkpoints.
 
     Each task shows ``all/auto``: success counting operator-rescued episodes, then autonomous
