@@ -30,6 +30,7 @@ name, kind, success, metadata) are ``daft/*`` columns of the episodes table.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -41,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from daft_env.durable import write_text
 from daft_env.episode import NULL_COMMAND, Episode
 from daft_env.errors import ConfigError, StoreError
 from daft_env.tasks import INSTRUCTIONS, get_task
@@ -151,8 +153,7 @@ def _video_feature(arr: np.ndarray, fps: int) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=4) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(obj, indent=4) + "\n")
 
 
 def _write_tasks(path: Path, tasks: list[str]) -> None:
@@ -566,12 +567,33 @@ def read_lerobot(
 def import_lerobot(
     root: str | os.PathLike[str], store: Any, task: str | None = None, kind: str = "demos"
 ) -> int:
-    """Add every episode of a LeRobotDataset v3 folder to ``store``; return how many were added."""
+    """Add the episodes of a LeRobotDataset v3 folder to ``store``; return how many were added.
+
+    Each imported episode carries a fingerprint of its contents (``metadata["import_sha256"]``:
+    task, kind, actions and observations), and an episode whose fingerprint the store already
+    holds is skipped, so importing the same dataset twice adds nothing the second time.
+    """
+    held = set()
+    for entry in store.index(kind=kind):
+        held.add(store.metadata(entry.path).get("import_sha256"))
     n = 0
     for episode in read_lerobot(root, task=task, kind=kind):
+        fingerprint = _fingerprint(episode)
+        if fingerprint in held:
+            continue
+        episode.metadata["import_sha256"] = fingerprint
         store.add(episode)
+        held.add(fingerprint)
         n += 1
     return n
+
+
+def _fingerprint(episode: Episode) -> str:
+    h = hashlib.sha256(f"{episode.task}|{episode.kind}|{len(episode)}".encode())
+    for key, arr in [("actions", episode.actions), *sorted(episode.observations.items())]:
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
 
 
 __all__ = [

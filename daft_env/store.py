@@ -473,6 +473,16 @@ class EpisodeStore:
         p = Path(path)
         return read_episode_file(p if p.is_absolute() else self.root / p)
 
+    def metadata(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """One episode file's metadata, read without its arrays (raises on an unreadable file)."""
+        p = Path(path)
+        p = p if p.is_absolute() else self.root / p
+        try:
+            with h5py.File(p, "r") as f:
+                return json.loads(f.attrs.get("metadata", "{}"))
+        except (OSError, ValueError) as exc:
+            raise CorruptEpisodeError(f"{p}: cannot read its metadata ({exc})") from exc
+
     def episodes(self, task: str | None = None, kind: str | None = None) -> Iterator[Episode]:
         """Yield every readable episode, oldest first per task and kind; corrupt files are skipped."""
         for entry in self.index(task, kind):

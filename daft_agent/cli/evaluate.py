@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daft_env.durable import write_text
 from hardware.errors import ConfigError
 
 DEVICES = ("simulated", "keyboard")
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             results[name] = entry
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_text(Path(args.json), json.dumps(results, indent=2) + "\n")
     if args.video:
         from daft_agent.video import record_videos
 
