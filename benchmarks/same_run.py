@@ -81,8 +81,8 @@ def fingerprint(run_dir: Path) -> dict[str, Any]:
 def run_tiny(output_dir: Path, seed: int) -> Path:
     """Run the reference command in a child process; returns its run directory."""
     env = os.environ | {"OMP_NUM_THREADS": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    entry = "import sys; from daft_agent.cli import main; sys.exit(main(sys.argv[1:]))"
-    cmd = [sys.executable, "-c", entry, "train", "--tiny", "--no-progress"]
+    daft = Path(sys.executable).with_name("daft")  # the console script of this environment
+    cmd = [str(daft), "train", "--tiny", "--no-progress"]
     cmd += ["--seed", str(seed), "--name", "same", "--output-dir", str(output_dir)]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return output_dir / "same"

@@ -30,7 +30,6 @@ name, kind, success, metadata) are ``daft/*`` columns of the episodes table.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -569,31 +568,16 @@ def import_lerobot(
 ) -> int:
     """Add the episodes of a LeRobotDataset v3 folder to ``store``; return how many were added.
 
-    Each imported episode carries a fingerprint of its contents (``metadata["import_sha256"]``:
-    task, kind, actions and observations), and an episode whose fingerprint the store already
-    holds is skipped, so importing the same dataset twice adds nothing the second time.
+    An episode the store already holds (:meth:`~daft_env.store.EpisodeStore.holds`) is skipped,
+    so importing the same dataset twice adds it once.
     """
-    held = set()
-    for entry in store.index(kind=kind):
-        held.add(store.metadata(entry.path).get("import_sha256"))
     n = 0
     for episode in read_lerobot(root, task=task, kind=kind):
-        fingerprint = _fingerprint(episode)
-        if fingerprint in held:
-            continue
-        episode.metadata["import_sha256"] = fingerprint
-        store.add(episode)
-        held.add(fingerprint)
-        n += 1
+        episode.metadata["fingerprint"] = episode.fingerprint()
+        if not store.holds(episode):
+            store.add(episode)
+            n += 1
     return n
-
-
-def _fingerprint(episode: Episode) -> str:
-    h = hashlib.sha256(f"{episode.task}|{episode.kind}|{len(episode)}".encode())
-    for key, arr in [("actions", episode.actions), *sorted(episode.observations.items())]:
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.hexdigest()
 
 
 __all__ = [

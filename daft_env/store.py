@@ -291,6 +291,7 @@ class EpisodeStore:
         self.compression = compression
         #: files found corrupt since this object was created (reported once each)
         self.skipped: list[Path] = []
+        self._fingerprints: set[str | None] | None = None  # read by the first holds()
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"episode store path {self.root} is a file, not a directory")
         if not self.root.exists():
@@ -349,6 +350,8 @@ class EpisodeStore:
                 f"store {self.root} was opened read-only (mode='r'); open it with mode='a'"
             )
         validate_episode(episode)
+        if self._fingerprints is not None and "fingerprint" in episode.metadata:
+            self._fingerprints.add(episode.metadata["fingerprint"])
         directory = self.root / episode.task / episode.kind
         new_dir = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
@@ -472,6 +475,18 @@ class EpisodeStore:
         """Load one episode file (absolute, or relative to the root); raises on corruption."""
         p = Path(path)
         return read_episode_file(p if p.is_absolute() else self.root / p)
+
+    def holds(self, episode: Episode) -> bool:
+        """Whether the store holds an episode with ``episode``'s fingerprint.
+
+        Compared with the ``metadata["fingerprint"]`` each file records (importers write it:
+        :meth:`~daft_env.episode.Episode.fingerprint`); episodes without one never match.
+        """
+        if self._fingerprints is None:
+            self._fingerprints = {
+                self.metadata(e.path).get("fingerprint") for e in self.index(kind=episode.kind)
+            }
+        return episode.metadata.get("fingerprint", episode.fingerprint()) in self._fingerprints
 
     def metadata(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         """One episode file's metadata, read without its arrays (raises on an unreadable file)."""
