@@ -43,6 +43,7 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from daft_agent.agent import DualActorAgent  # noqa: E402
 from daft_agent.evaluation import evaluate_tasks  # noqa: E402
 from daft_agent.fleet import ensure_ray  # noqa: E402
+from daft_agent.runs.config import TINY as RUN_TINY  # noqa: E402
 from daft_agent.runs.config import RunConfig  # noqa: E402
 from daft_agent.runs.envs import make_env  # noqa: E402
 from daft_agent.runs.train import train_run  # noqa: E402
@@ -52,13 +53,12 @@ from daft_env.robots import robot_env_kwargs  # noqa: E402
 from daft_env.store import EpisodeStore  # noqa: E402
 
 CONDITIONS = {"A": ("A",), "A+B": ("A", "B")}
+#: --tiny: the run's tiny sizes (daft_agent.runs.config.TINY), 200 steps per condition
 TINY = {
     "steps": 200,
-    "warmup": 30,
-    "demos": 2,
-    "trials": 2,
-    "agent": {"batch_size": 24, "refinement_batch_size": 16, "min_rollouts_per_task": 10},
-    "network": {"actor_hidden": (32, 32), "critic_hidden": (32, 32), "refinement_hidden": (32,)},
+    "warmup": RUN_TINY["warmup_steps"],
+    "demos": RUN_TINY["demos"],
+    "trials": RUN_TINY["eval_trials"],
 }
 
 
@@ -99,9 +99,6 @@ def run_condition(name: str, args: argparse.Namespace, demos: Path, out: Path) -
     evaluate on every robot."""
     store_dir = out / name.replace("+", "_")
     shutil.copytree(demos, store_dir)
-    sets = ["min_rollouts_per_task=100", "lockstep=False"]  # paced robots: the threaded learner
-    if args.tiny:
-        sets += [f"{k}={v!r}" for k, v in {**TINY["agent"], **TINY["network"]}.items()]
     config = RunConfig(
         env_id=args.env,
         name=name.replace("+", "_"),
@@ -111,7 +108,8 @@ def run_condition(name: str, args: argparse.Namespace, demos: Path, out: Path) -
         warmup_steps=args.warmup,
         eval_every=0,
         seed=args.seed,
-        overrides=tuple(sets),
+        overrides=("lockstep=False",),  # paced robots: the learner in its own thread
+        tiny=args.tiny,
         progress=False,
         skip_eval=True,
         robots=",".join(CONDITIONS[name]),

@@ -27,22 +27,6 @@ from typing import Any
 from daft_env.durable import write_text
 from hardware.errors import ConfigError
 
-#: --tiny: all rows, a few hundred steps, one seed, tiny networks (the suite runs it)
-TINY = {
-    "demos": 2,
-    "online_steps": 150,
-    "eval_trials": 1,
-    "eval_every": 150,
-    "curve_trials": 1,
-    "settings": {
-        "warmup_steps": 10,
-        "batch_size": 16,
-        "min_rollouts_per_task": 5,
-        "hidden": (16, 16),
-        "learning_starts": 20,
-    },
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``experiment`` sub-commands and their options."""
@@ -70,19 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from daft_agent.baselines import BaselineSettings
     from daft_agent.experiments.runner import ExperimentConfig
 
-    base: dict[str, Any] = dict(TINY) if args.tiny else {}
-    settings = BaselineSettings(**base.pop("settings", {}))
-    for key, value in (
-        ("online_steps", args.steps),
-        ("eval_trials", args.eval_trials),
-        ("eval_every", args.eval_every),
-    ):
-        if value is not None:
-            base[key] = value
-    return ExperimentConfig(settings=settings, **base)
+    return ExperimentConfig.of(
+        tiny=args.tiny,
+        online_steps=args.steps,
+        eval_trials=args.eval_trials,
+        eval_every=args.eval_every,
+    )
 
 
 def _table1(args: argparse.Namespace) -> int:

@@ -19,10 +19,26 @@ from typing import Any
 
 from daft_agent.baselines import BASELINES, COMMAND_ROWS, BaselineSettings
 from daft_agent.errors import AgentConfigError, ExperimentError
+from daft_agent.runs.config import CURVE, DEMOS, OPERATOR_RATE, PRESETS
 from daft_env.durable import write_text
 
 #: where a grid keeps its Ray Tune state, below the output folder
 TUNE_DIR = "tune"
+#: ``daft experiment table1 --tiny``: all rows, a few hundred steps, one seed, tiny networks (the suite runs it)
+TINY = {
+    "demos": 2,
+    "online_steps": 150,
+    "eval_trials": 1,
+    "eval_every": 150,
+    "curve_trials": 1,
+    "settings": {
+        "warmup_steps": 10,
+        "batch_size": 16,
+        "min_rollouts_per_task": 5,
+        "hidden": (16, 16),
+        "learning_starts": 20,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -41,13 +57,14 @@ class ExperimentConfig:
         settings: the learners' shared sizes.
     """
 
-    env_id: str = "BoltMultiTask-Sim-v0"
-    obs_mode: str = "state"
-    demos: int = 20
-    online_steps: int = 15_000
-    operator_rate: float = 0.15
+    env_id: str = PRESETS["state"]["env_id"]
+    obs_mode: str = PRESETS["state"]["obs_mode"]
+    demos: int = DEMOS
+    online_steps: int = PRESETS["state"]["online_steps"]
+    operator_rate: float = OPERATOR_RATE
+    #: fewer than a run's final 50 and curve's 20: a grid trains rows x seeds runs
     eval_trials: int = 25
-    eval_every: int = 2_500
+    eval_every: int = CURVE["eval_every"]
     curve_trials: int = 5
     settings: BaselineSettings = field(default_factory=BaselineSettings)
 
@@ -56,6 +73,14 @@ class ExperimentConfig:
             raise AgentConfigError("an experiment needs demos, online_steps and eval_trials >= 1")
         if self.eval_every < 0 or self.curve_trials < 1:
             raise AgentConfigError("eval_every must be >= 0 and curve_trials >= 1")
+
+    @classmethod
+    def of(cls, tiny: bool = False, **sizes: int | None) -> ExperimentConfig:
+        """The defaults (:data:`TINY` with ``tiny``), with each size given (not None) over them."""
+        base: dict[str, Any] = dict(TINY) if tiny else {}
+        settings = BaselineSettings(**base.pop("settings", {}))
+        base |= {k: v for k, v in sizes.items() if v is not None}
+        return cls(settings=settings, **base)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the trial config and the results file)."""

@@ -18,7 +18,7 @@ def test_daft_train_tiny_state_then_resume(tmp_path, capsys):
     # two Table-I tables, nominal then perturbed, each with both columns
     nominal, perturbed = printed.index("\nnominal\n"), printed.index(PERTURBED_TITLE)
     assert nominal < perturbed and printed.count("Success (%) w/ commands") == 2
-    assert "configured target_rate 15.0%" in printed
+    assert "the operator's cap (target_rate) 15.0%" in printed
     run = out / "t"
     assert (run / "checkpoint.zip").exists() and (run / "store").is_dir()
     assert any((run / "tb").glob("events.out.tfevents*"))
@@ -122,7 +122,7 @@ def test_train_perception_error_and_operator_rate_reach_the_training_env(tmp_pat
     first = demo.observations["state"][0]
     assert np.linalg.norm(first[at["tcp_pos"]] - first[at["bolt_pos"]]) < 0.08
     assert res["intervention_share"]["target_rate"] == 0.3
-    assert "configured target_rate 30.0%" in capsys.readouterr().out
+    assert "the operator's cap (target_rate) 30.0%" in capsys.readouterr().out
     bad_args = (
         (["--train-perception-error", "1.5"], "in [0, 1]"),
         (["--curve-trials", "0"], "--curve-trials must be >= 1"),

@@ -159,10 +159,14 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
     before = {r: len(_stored(store, r)) for r in ("robot-0", "robot-1")}
     assert sum(before.values()) > 0  # the killed run's episodes are in the store ...
     agent.load_buffers()  # ... and in the resumed learner's buffers: no prompt, no re-initialising
-    online = sum(len(ep) for ep in store.episodes() if ep.kind != "demos")
+    online = [ep for ep in store.episodes() if ep.kind != "demos"]
+    steps = sum(len(ep) for ep in online)
+    intervened = sum(int(ep.intervened.sum()) for ep in online)
     sizes = agent.replay.sizes()
-    # every online step is a rollout for the critics (interventions also in their own buffer)
-    assert sizes["upright/rollouts"] == online > 0
+    # every online step is in the buffers: the policy's as rollouts, the operator's as
+    # interventions (which join the demos, Algorithm 1 lines 28-29: interventions_as_demos)
+    assert sizes["upright/rollouts"] + sizes["upright/interventions"] == steps > 0
+    assert sizes["upright/interventions"] == intervened
 
     runner = learn_fleet(agent, 30, two_toy_robots(), reset_num_timesteps=False)
 
