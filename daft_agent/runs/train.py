@@ -107,7 +107,8 @@ def train_run(
         agent = make_model(train_env, store, task_list)
     else:
         agent = _dual_actor_agent(plan, train_env, store, task_list, echo)
-    agent.set_logger(configure(str(plan.run_dir / "tb"), ["tensorboard", "csv"]))
+    if make_model is None:  # another learner (a Table I row) keeps its own logging
+        agent.set_logger(configure(str(plan.run_dir / "tb"), ["tensorboard", "csv"]))
     checkpoint = plan.checkpoint
 
     # (2) warm-up (another learner warms up inside its learn)
