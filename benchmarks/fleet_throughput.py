@@ -2,7 +2,8 @@
 
 One :class:`~daft_agent.agent.DualActorAgent` (state preset networks, BoltMultiTask-Sim-v0 in
 state mode, the simulated operator under the intervention wrapper) trains online first with one
-robot actor on a local Ray, then with two, each robot paced at ``--speed`` x 10 Hz. For each
+robot actor on a local Ray, then with two, each robot paced at ``--speed`` x 10 Hz: two training
+runs (:func:`~daft_agent.runs.train.train_run`), the second resuming the first. For each
 phase it prints
 
 * env steps per wall-clock second, all robots together, measured from the first returned chunk
@@ -27,16 +28,11 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import torch  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-from stable_baselines3.common.logger import configure  # noqa: E402
 
-from daft_agent.agent import DualActorAgent  # noqa: E402
-from daft_agent.cli.collect import collect_demos  # noqa: E402
-from daft_agent.cli.train_env import make_train_env  # noqa: E402
-from daft_agent.fleet import ensure_ray, learn_fleet, sim_fleet  # noqa: E402
-from daft_env.store import EpisodeStore  # noqa: E402
-from daft_env.tasks import TASK_NAMES  # noqa: E402
+from daft_agent.fleet import ensure_ray  # noqa: E402
+from daft_agent.runs.config import RunConfig  # noqa: E402
+from daft_agent.runs.train import train_run  # noqa: E402
 
 ENV_ID = "BoltMultiTask-Sim-v0"
 
@@ -78,32 +74,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--demos", type=int, default=2, help="expert demos per task")
     args = parser.parse_args()
-    torch.set_num_threads(1)
 
     ensure_ray(num_cpus=os.cpu_count())
-    store = EpisodeStore(tempfile.mkdtemp(prefix="fleet-bench-"))
-    collect_demos(store, ENV_ID, list(TASK_NAMES), args.demos, "state", seed=0, progress=False)
-    train_env = make_train_env(
-        ENV_ID, "state", 0, operator_rate=0.15, perception_share=0.0, perception=None
-    )
-    agent = DualActorAgent(
-        env=train_env,
-        store=store,
-        tasks=TASK_NAMES,
-        batch_size=args.batch_size,
-        utd_ratio=args.utd,
-        warmup_steps=20,
-        min_rollouts_per_task=10,
-        policy_kwargs={"backbone": "state"},
-        seed=0,
-    )
-    agent.set_logger(configure(None, []))
-    rows = []
+    out = tempfile.mkdtemp(prefix="fleet-bench-")
+    rows, steps = [], 0
     for n in (1, 2):
-        steps = int(n * args.seconds * 10 * args.speed)
-        fleet = sim_fleet(ENV_ID, {"obs_mode": "state"}, n_actors=n, seed=n, speed=args.speed)
+        steps += int(n * args.seconds * 10 * args.speed)
         window = _Window()
-        learn_fleet(agent, steps, fleet, callback=window, reset_num_timesteps=False)
+        # the second phase resumes the first one's agent (its checkpoint and store)
+        config = RunConfig(
+            env_id=ENV_ID,
+            name="fleet",
+            output_dir=out,
+            online_steps=steps,
+            warmup_steps=20,
+            demos=args.demos,
+            eval_every=0,
+            utd=args.utd,
+            batch_size=args.batch_size,
+            overrides=("min_rollouts_per_task=10", "lockstep=False"),
+            progress=False,
+            skip_eval=True,
+            resume=n > 1,
+            actors=n,
+            speed=args.speed,
+        )
+        train_run(config, callbacks=[window], echo=lambda line: None)
         rate, utd = window.rates()
         rows.append((n, rate, utd))
         print(f"{n} robot(s): {rate:6.2f} env steps/s, {utd:.3f} updates per env step")
@@ -112,7 +108,6 @@ def main() -> None:
         f"2 robots / 1 robot: {two / one:.2f}x steps/s (target >= 1.8x) with "
         f"{utd2:.3f} updates per env step (configured utd_ratio {args.utd})"
     )
-    train_env.close()
 
 
 if __name__ == "__main__":

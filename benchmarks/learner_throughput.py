@@ -37,8 +37,9 @@ from gymnasium import spaces  # noqa: E402
 from stable_baselines3 import SAC  # noqa: E402
 from stable_baselines3.common.logger import configure  # noqa: E402
 
+from daft_agent.backbones.registry import EMBEDDING_KEY  # noqa: E402
 from daft_agent.buffers import DualActorReplay  # noqa: E402
-from daft_agent.encoders import EMBEDDING_KEY, VocabularyCommandEncoder  # noqa: E402
+from daft_agent.commands import VocabularyCommandEncoder  # noqa: E402
 from daft_agent.policies import DualActorPolicy, NetworkConfig  # noqa: E402
 from daft_agent.update import Learner, LearnerConfig  # noqa: E402
 from daft_env.episode import Episode  # noqa: E402

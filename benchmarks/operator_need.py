@@ -28,9 +28,9 @@ import numpy as np
 import daft_env  # noqa: F401
 from daft_agent.agent import DualActorAgent
 from daft_agent.evaluation import run_trials
+from daft_agent.runs.envs import operated
 from daft_env.operator import SimulatedOperator
 from daft_env.tasks import TASK_NAMES
-from daft_env.wrappers import InterventionWrapper
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     for task in TASK_NAMES:
         auto = run_trials(agent, env, task, args.episodes, seed=args.seed).success_rate
         op = SimulatedOperator(env, target_rate=1.0, seed=args.seed, **overrides)
-        wrapper = InterventionWrapper(env, op)
+        wrapper = operated(env, op)
         terms: list[np.ndarray] = []
         steps = intervened = 0
         for k in range(args.episodes):

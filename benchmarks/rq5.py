@@ -39,26 +39,26 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-from stable_baselines3.common.logger import configure  # noqa: E402
 
-import daft_env  # noqa: E402,F401
 from daft_agent.agent import DualActorAgent  # noqa: E402
-from daft_agent.cli.collect import collect_demos  # noqa: E402
 from daft_agent.evaluation import evaluate_tasks  # noqa: E402
-from daft_agent.fleet import ensure_ray, learn_fleet, sim_fleet  # noqa: E402
-from daft_env.operator import SimulatedOperator  # noqa: E402
+from daft_agent.fleet import ensure_ray  # noqa: E402
+from daft_agent.runs.config import TINY as RUN_TINY  # noqa: E402
+from daft_agent.runs.config import RunConfig  # noqa: E402
+from daft_agent.runs.envs import make_env  # noqa: E402
+from daft_agent.runs.train import train_run  # noqa: E402
+from daft_env.demos import collect_demos  # noqa: E402
+from daft_env.durable import write_text  # noqa: E402
 from daft_env.robots import robot_env_kwargs  # noqa: E402
 from daft_env.store import EpisodeStore  # noqa: E402
-from daft_env.wrappers import InterventionWrapper  # noqa: E402
 
 CONDITIONS = {"A": ("A",), "A+B": ("A", "B")}
+#: --tiny: the run's tiny sizes (daft_agent.runs.config.TINY), 200 steps per condition
 TINY = {
     "steps": 200,
-    "warmup": 30,
-    "demos": 2,
-    "trials": 2,
-    "agent": {"batch_size": 24, "refinement_batch_size": 16, "min_rollouts_per_task": 10},
-    "network": {"actor_hidden": (32, 32), "critic_hidden": (32, 32), "refinement_hidden": (32,)},
+    "warmup": RUN_TINY["warmup_steps"],
+    "demos": RUN_TINY["demos"],
+    "trials": RUN_TINY["eval_trials"],
 }
 
 
@@ -76,8 +76,7 @@ class _TimeTo(BaseCallback):
 
     def _on_step(self) -> bool:
         agent = self.model
-        window = agent._task_stats[self.task]["autonomous_success"]
-        full = len(window) == agent.success_window
+        full = agent.episodes_done >= agent.success_window
         if (
             self.seconds is None
             and full
@@ -86,47 +85,46 @@ class _TimeTo(BaseCallback):
             self.seconds = time.perf_counter() - self.t0
         return True
 
+    def _on_training_end(self) -> None:
+        runner = self.model.fleet_runner
+        self.robots = {r.name: r.scalars() for r in runner.robots} if runner else {}
 
-def _env(env_id: str, robot: str, operator_seed: int | None = None) -> gym.Env:
-    base = gym.make(env_id, obs_mode="state", **robot_env_kwargs(robot))
-    if operator_seed is None:
-        return base
-    return InterventionWrapper(base, SimulatedOperator(base, seed=operator_seed))
+
+def _eval_env(env_id: str, robot: str) -> gym.Env:
+    return make_env(env_id, obs_mode="state", **robot_env_kwargs(robot))
 
 
 def run_condition(name: str, args: argparse.Namespace, demos: Path, out: Path) -> dict:
-    """Train one condition from a copy of the demo store; evaluate on every robot."""
+    """Train one condition (a training run on its robots) from a copy of the demo store;
+    evaluate on every robot."""
     store_dir = out / name.replace("+", "_")
     shutil.copytree(demos, store_dir)
-    store = EpisodeStore(store_dir)
-    agent_kwargs = {"batch_size": 256, "utd_ratio": 1.0, "min_rollouts_per_task": 100}
-    network = {"backbone": "state"}
-    if args.tiny:
-        agent_kwargs.update(TINY["agent"])
-        network.update(TINY["network"])
-    agent = DualActorAgent(
-        env=_env(args.env, "A", operator_seed=args.seed),
-        store=store,
-        tasks=[args.task],
+    config = RunConfig(
+        env_id=args.env,
+        name=name.replace("+", "_"),
+        output_dir=out / "runs",
+        store=store_dir,
+        online_steps=args.steps,
         warmup_steps=args.warmup,
-        policy_kwargs=network,
+        eval_every=0,
         seed=args.seed,
-        **agent_kwargs,
-    )
-    agent.set_logger(configure(str(out / "tb" / name), ["tensorboard", "csv"]))
-    fleet = sim_fleet(
-        args.env, {"obs_mode": "state"}, robots=CONDITIONS[name], seed=args.seed, speed=args.speed
+        overrides=("lockstep=False",),  # paced robots: the learner in its own thread
+        tiny=args.tiny,
+        progress=False,
+        skip_eval=True,
+        robots=",".join(CONDITIONS[name]),
+        speed=args.speed,
     )
     timer = _TimeTo(args.task)
-    t0 = time.perf_counter()
-    runner = learn_fleet(agent, args.steps, fleet, callback=timer)
+    results = train_run(config, callbacks=[timer], echo=lambda line: None)
+    agent = DualActorAgent.load(out / "runs" / config.name / "checkpoint.zip")
     result = {
-        "train_seconds": time.perf_counter() - t0,
+        "train_seconds": results["train_seconds"],
         "seconds_to_90": timer.seconds,
-        "robots": {r.name: r.scalars() for r in runner.robots},
+        "robots": timer.robots,
     }
     for robot in ("A", "B"):
-        env = _env(args.env, robot)
+        env = _eval_env(args.env, robot)
         res = evaluate_tasks(agent, env, [args.task], args.trials, seed=args.seed + 10_000)
         result[f"success_on_{robot}"] = res[args.task].success_rate
         env.close()
@@ -171,7 +169,7 @@ def main() -> None:
     )
     ensure_ray()
     results = {name: run_condition(name, args, demos, out) for name in CONDITIONS}
-    (out / "rq5.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    write_text(out / "rq5.json", json.dumps(results, indent=2, default=float) + "\n")
 
     print(
         f"\nRQ5, {args.task}: autonomous success over {args.trials} trials per robot ({args.steps} env steps per condition)"

@@ -1,4 +1,4 @@
-"""The learner: encoders, actors, critics, buffers, update rule, DualActorAgent, CLI.
+"""The learner: backbones, actors, critics, buffers, update rule, DualActorAgent, runs, CLI.
 
 ``from daft_agent import DualActorAgent`` works as ``from stable_baselines3 import SAC`` does; the
 import is lazy so that ``import daft_agent`` alone (e.g. for the CLI) does not load torch.

@@ -4,13 +4,15 @@ The learner and the actors share nothing but a :class:`WeightsHub` (versioned we
 learner -> actors) and a queue of finished :class:`~daft_env.episode.Episode` records (actors ->
 learner). An :class:`ActorLoop` needs only a copy of the primary actor and an env, so robot actors
 can run in other processes or on Ray (RQ5: centralised learner, decentralised actors) by replacing
-the hub and the queue with remote versions.
+the hub and the queue with remote versions (:mod:`daft_agent.fleet`).
 
 :class:`OnlineRunner` runs the :class:`~daft_agent.update.Learner` in a background thread beside
-one :class:`ActorLoop` and paces it: ``utd_ratio`` updates per env step, counted from the moment
-every task has enough rollouts (Algorithm 1, line 9), with the interaction loop pausing while the
-learner is more than ``max_update_lag`` updates behind. A learner error stops the run and is
-raised in the interaction thread.
+the interaction and paces it: ``utd_ratio`` updates per env step, counted from the moment every
+task has enough rollouts (Algorithm 1, line 9), with the interaction pausing while the learner is
+more than ``max_update_lag`` updates behind. A learner error stops the run and is raised in the
+interaction thread. Its :meth:`OnlineRunner.steps` is the interaction source that
+:meth:`DualActorAgent.learn <daft_agent.agent.DualActorAgent.learn>` files step by step; the
+fleet's runner is an :class:`OnlineRunner` with the same pacing and its own ``steps``.
 """
 
 from __future__ import annotations
@@ -18,54 +20,97 @@ from __future__ import annotations
 import copy
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from daft_agent.encoders import EMBEDDING_KEY
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.errors import AgentConfigError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.update import Learner
 from daft_env.episode import EpisodeRecorder
 
 
-class WeightsHub:
-    """Versioned snapshots of the two actors' weights, published by the learner, read by actors.
+class WeightsHub(Protocol):
+    """Versioned snapshots of the primary actor's weights: the learner publishes, actors read.
 
-    :class:`ActorLoop` loads only the primary actor's (training acts in primary mode, Eq. 1); the
-    refinement actor's are published beside them for actors that act on spoken commands (Eq. 2).
+    Only the primary actor travels: training acts in primary mode (Eq. 1); the refinement actor
+    acts at test time, through the agent. Implementations: :class:`LocalWeightsHub` (threads of
+    one process, and a robot's receiving end) and :class:`~daft_agent.fleet.runner.RayWeightsHub`
+    (Ray's object store).
     """
+
+    @property
+    def version(self) -> int:
+        """The latest published version (0 before the first)."""
+        ...
+
+    def publish(self, actor: nn.Module) -> int:
+        """Publish a CPU copy of ``actor``'s weights; returns the new version."""
+        ...
+
+    def latest(self) -> tuple[int, Any]:
+        """(version, weights): the state dict, or a handle to it (None before the first)."""
+        ...
+
+
+def _cpu_state(actor: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone().cpu() for k, v in actor.state_dict().items()}
+
+
+class LocalWeightsHub:
+    """A :class:`WeightsHub` in this process (the learner's threads, or a robot's copy)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._version = 0
-        self._state: dict[str, dict[str, torch.Tensor]] | None = None
+        self._state: dict[str, torch.Tensor] | None = None
 
-    def publish(self, actor: nn.Module, refinement: nn.Module) -> int:
-        """Copy the current weights of both actors; returns the new version."""
-        state = {
-            "actor": {k: v.detach().clone().cpu() for k, v in actor.state_dict().items()},
-            "refinement": {k: v.detach().clone().cpu() for k, v in refinement.state_dict().items()},
-        }
+    def publish(self, actor: nn.Module) -> int:
+        """Copy the actor's current weights; returns the new version."""
+        return self.receive(None, _cpu_state(actor))
+
+    def receive(self, version: int | None, state: dict[str, torch.Tensor]) -> int:
+        """Hold ``state`` as ``version`` (None: the next one); a robot's copy of the learner's."""
         with self._lock:
-            self._version += 1
+            self._version = self._version + 1 if version is None else int(version)
             self._state = state
             return self._version
 
     @property
     def version(self) -> int:
-        """The latest published version (0 before the first)."""
+        """The latest version held (0 before the first)."""
         return self._version
 
-    def latest(self) -> tuple[int, dict[str, dict[str, torch.Tensor]] | None]:
-        """(version, weights): weights maps ``"actor"`` and ``"refinement"`` to state dicts."""
+    def latest(self) -> tuple[int, dict[str, torch.Tensor] | None]:
+        """(version, the primary actor's state dict)."""
         with self._lock:
             return self._version, self._state
+
+
+@dataclass
+class OnlineStep:
+    """One env step of the online phase, as :meth:`DualActorAgent.learn` files it.
+
+    Attributes:
+        info, done, reward, obs: the step's (a fleet step has no observation on the learner's
+            side: ``{}``, False, 0.0 and None).
+        episodes: the episodes that finished with this step (a fleet chunk's, on its first step).
+        rest: steps of the same chunk after this one; a run stopped here counts them too, so its
+            counters match the store.
+    """
+
+    info: dict[str, Any]
+    done: bool
+    reward: float
+    obs: Any
+    episodes: list[Any]
+    rest: int = 0
 
 
 @dataclass
@@ -147,7 +192,7 @@ class ActorLoop:
             return
         version, state = self.hub.latest()
         if state is not None:
-            self.actor.load_state_dict(state["actor"])
+            self.actor.load_state_dict(state)
         self._version = version
 
     def _reset(self) -> None:
@@ -239,8 +284,8 @@ class OnlineRunner:
     Use it as a context manager; :meth:`step` takes one env step through ``loop``::
 
         with OnlineRunner(loop, learner, lock, RunnerConfig(utd_ratio=1.0)) as runner:
-            for _ in range(n):
-                result = runner.step()
+            for step in runner.steps(n):
+                ...
 
     Pacing: the learner may have done ``utd_ratio * (env_steps - ready_step) + updates_at_start``
     updates, where ``ready_step`` is the first env step at which ``learner.replay`` is ready for
@@ -249,15 +294,16 @@ class OnlineRunner:
 
     Every update runs under ``lock`` (shared with ``predict`` and ``save``), then ``on_update``
     is called with its diagnostics, still under the lock (so a checkpoint's counters and weights
-    agree). Every ``weight_sync_interval`` updates the weights go to ``loop.hub``.
+    agree). Every ``weight_sync_interval`` updates the primary actor's weights go to ``hub``.
 
     Args:
-        loop: the interaction loop.
+        loop: the interaction loop (None for a runner whose interaction is elsewhere: the fleet).
         learner: the update rule; ``learner.update("online")`` is called.
         lock: the agent's policy lock.
         config: pacing.
         updates_done: online updates already done (a resumed run continues its count).
         on_update: called with each update's diagnostics.
+        hub: where the weights go (default: ``loop.hub``).
 
     Raises:
         BaseException: from :meth:`step` or on leaving the ``with`` block, whatever the learner
@@ -266,14 +312,18 @@ class OnlineRunner:
 
     def __init__(
         self,
-        loop: ActorLoop,
+        loop: ActorLoop | None,
         learner: Learner,
         lock: threading.RLock,
         config: RunnerConfig,
         updates_done: int = 0,
         on_update: Callable[[dict[str, float]], None] | None = None,
+        hub: WeightsHub | None = None,
     ) -> None:
+        if hub is None and loop is None:
+            raise AgentConfigError("an OnlineRunner needs a loop or a hub to publish to")
         self.loop = loop
+        self.hub: WeightsHub = hub if hub is not None else loop.hub  # type: ignore[union-attr]
         self.learner = learner
         self.lock = lock
         self.config = config
@@ -303,7 +353,7 @@ class OnlineRunner:
             if self.on_update is not None:
                 self.on_update(stats)
         if self.updates_done % self.config.weight_sync_interval == 0:
-            self.loop.hub.publish(self.learner.policy.actor, self.learner.policy.refinement)
+            self.hub.publish(self.learner.policy.actor)
 
     def _learner_loop(self) -> None:
         try:
@@ -324,7 +374,7 @@ class OnlineRunner:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> OnlineRunner:
         """Publish the current weights and start the learner thread (none in lockstep mode)."""
-        self.loop.hub.publish(self.learner.policy.actor, self.learner.policy.refinement)
+        self.hub.publish(self.learner.policy.actor)
         if not self.config.lockstep:
             self._thread = threading.Thread(
                 target=self._learner_loop, name="daft-learner", daemon=True
@@ -358,8 +408,23 @@ class OnlineRunner:
             if exc is None:  # do not mask the interaction thread's own error
                 raise
 
+    def steps(self, n: int) -> Iterator[OnlineStep]:
+        """``n`` env steps of ``loop`` (:meth:`step`), with the episodes each one finished."""
+        assert self.loop is not None
+        for _ in range(n):
+            result = self.step()
+            episodes = []
+            while not self.loop.out.empty():
+                episodes.append(self.loop.out.get_nowait())
+            done = result.terminated or result.truncated
+            yield OnlineStep(result.info, done, result.reward, result.obs, episodes)
+
+    def record(self, logger: Any) -> None:
+        """Log the interaction's own figures before each dump (one loop has none)."""
+
     def step(self) -> StepResult:
         """One env step of ``loop``, after waiting while the learner lags too far behind."""
+        assert self.loop is not None
         if self.config.lockstep:
             result = self.loop.step()
             self.env_steps += 1
@@ -385,7 +450,9 @@ class OnlineRunner:
 
 __all__ = [
     "ActorLoop",
+    "LocalWeightsHub",
     "OnlineRunner",
+    "OnlineStep",
     "RunnerConfig",
     "StepResult",
     "WeightsHub",

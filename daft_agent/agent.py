@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -38,15 +37,18 @@ from stable_baselines3.common import utils as sb3_utils
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
-from daft_agent.actors import ActorLoop, OnlineRunner, RunnerConfig, WeightsHub, actor_copy
+from daft_agent.actors import ActorLoop, LocalWeightsHub, OnlineRunner, RunnerConfig, actor_copy
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.buffers import DualActorReplay
-from daft_agent.checkpoints import CHECKPOINT_FORMAT, atomic_write, check_checkpoint
-from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND, CommandEncoder, make_command_encoder
-from daft_agent.env_contract import check_spaces, resolve_tasks, single_env, task_cycler
+from daft_agent.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
+from daft_agent.commands import NULL_COMMAND, CommandEncoder, make_command_encoder
+from daft_agent.env_contract import TaskCycle, check_spaces, resolve_tasks, single_env
 from daft_agent.errors import AgentConfigError, CheckpointError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
+from daft_agent.stats import TaskStats
 from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
+from daft_env.durable import write_with
 
 #: attributes that never go into a checkpoint: runtime objects and external resources.
 _RUNTIME_ATTRS = [
@@ -61,6 +63,7 @@ _RUNTIME_ATTRS = [
     "_task_stats",
     "_buffers_loaded",
     "episode_queue",
+    "fleet_runner",
 ]
 #: constructor arguments that are :class:`LearnerConfig` fields (``lambdas`` is built from
 #: ``lambda_warmup`` and ``lambda_online``), and those that are :class:`RunnerConfig` fields.
@@ -73,8 +76,6 @@ _OWN_ARGS = (
     "min_rollouts_per_task",
     "interventions_as_demos",
 )
-#: per-task rolling statistics of online episodes
-_STATS = ("success", "autonomous_success", "length", "intervention")
 
 
 class DualActorAgent(BaseAlgorithm):
@@ -266,14 +267,13 @@ class DualActorAgent(BaseAlgorithm):
         self.learner = Learner(
             self.policy, self.replay, self.command_encoder, self._learner_config(), self.seed
         )
-        self.hub = WeightsHub()
+        self.hub = LocalWeightsHub()
+        self.fleet_runner: Any = None
         self.episode_queue: queue.Queue = queue.Queue()
         self._policy_lock = threading.RLock()
         self._stats_lock = threading.Lock()
         self._learner_stats: dict[str, list[float]] = {}
-        self._task_stats = {
-            t: {k: deque(maxlen=self.success_window) for k in _STATS} for t in self.tasks
-        }
+        self._task_stats = TaskStats(self.tasks, self.success_window)
         self._buffers_loaded = False
 
     @property
@@ -298,9 +298,10 @@ class DualActorAgent(BaseAlgorithm):
 
         The snapshot is taken under the learner's lock, so it is consistent when called from any
         thread or callback while :meth:`learn` runs (networks, optimisers and counters from the
-        same update). The zip is written to a temporary file in the same directory, fsynced,
-        renamed over ``path`` and the directory fsynced: a process killed during ``save`` leaves
-        the previous checkpoint intact. A path without a suffix gets ``.zip`` (as in SB3).
+        same update). The zip is written through :func:`daft_env.durable.write_with` (a temp file
+        in the same directory, fsynced, renamed over ``path``, the directory fsynced): a process
+        killed during ``save`` leaves the previous checkpoint intact, and its temp file is removed
+        by the next ``save``. A path without a suffix gets ``.zip`` (as in SB3).
         """
         if not isinstance(path, (str, Path)):  # a file object: SB3 writes into it
             with self._policy_lock:
@@ -310,7 +311,7 @@ class DualActorAgent(BaseAlgorithm):
         if target.suffix == "":
             target = target.with_name(target.name + ".zip")
         with self._policy_lock:
-            atomic_write(target, lambda fh: BaseAlgorithm.save(self, fh, exclude, include))
+            write_with(target, lambda fh: BaseAlgorithm.save(self, fh, exclude, include))
 
     @classmethod
     def load(  # type: ignore[override]
@@ -379,12 +380,7 @@ class DualActorAgent(BaseAlgorithm):
             self.store.add(episode)
         self.replay.add_episode(episode)
         if episode.kind != "demos":
-            st = self._task_stats[episode.task]
-            intervened = bool(np.any(episode.intervened))
-            st["success"].append(float(episode.success))
-            st["autonomous_success"].append(float(episode.success and not intervened))
-            st["length"].append(float(len(episode)))
-            st["intervention"].append(float(np.mean(episode.intervened)) if len(episode) else 0.0)
+            self._task_stats.add(episode)
         self._fit_normalizers()
 
     def success_rates(self, autonomous: bool = False) -> dict[str, float]:
@@ -395,11 +391,7 @@ class DualActorAgent(BaseAlgorithm):
                 alone). By default an episode the operator rescued counts as a success too, which
                 overstates what the policy can do wherever the operator takes over often.
         """
-        key = "autonomous_success" if autonomous else "success"
-        return {
-            t: float(np.mean(s[key])) if s[key] else float("nan")
-            for t, s in self._task_stats.items()
-        }
+        return self._task_stats.success_rates(autonomous)
 
     # ------------------------------------------------------------------ training
     def _record_learner_stats(self, stats: dict[str, float]) -> None:
@@ -446,19 +438,6 @@ class DualActorAgent(BaseAlgorithm):
         self._n_updates += 1
         self._record_learner_stats(stats)
 
-    def _file_finished_episodes(self, n_episodes: int, log_interval: int) -> int:
-        """Move finished episodes from the queue to the store and buffers; returns the new count."""
-        while True:
-            try:
-                episode = self.episode_queue.get_nowait()
-            except queue.Empty:
-                return n_episodes
-            self.add_episode(episode)
-            n_episodes += 1
-            self._episode_num += 1
-            if log_interval and n_episodes % log_interval == 0:
-                self.dump_logs()
-
     def learn(
         self,
         total_timesteps: int,
@@ -467,17 +446,27 @@ class DualActorAgent(BaseAlgorithm):
         tb_log_name: str = "DualActor",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
+        fleet: Any = None,
     ) -> DualActorAgent:
         """Warm up (if not done), then train online for ``total_timesteps`` env steps.
 
-        The interaction loop runs here and calls ``callback`` after every env step (SB3
-        semantics: returning False stops training); the learner runs in a background thread
-        (in this thread with ``lockstep=True``). An episode that ends on a step is in the store
-        and the buffers before the callback sees that step, so stopping never loses it.
+        The interaction source is this process's env (an :class:`~daft_agent.actors.ActorLoop`
+        here, the learner in a background thread, or in this thread with ``lockstep=True``), or
+        ``fleet``: a :class:`~daft_agent.fleet.runner.FleetConfig` whose Ray robot actors step
+        their own envs (RQ5), ``total_timesteps`` counting the steps of all robots together.
+        Either way one loop files what comes back: each finished episode goes to the store and
+        the buffers before ``callback`` sees its step (SB3 semantics, once per env step;
+        returning False stops training), so stopping never loses it. On a fleet,
+        ``callback.locals["fleet"]`` is the runner (per-robot figures), kept afterwards as
+        :attr:`fleet_runner`.
+
+        Raises:
+            FleetError: every robot of ``fleet`` went, or a robot's env raised.
         """
         if self.env is None:
             raise AgentConfigError(
-                "learn() needs an env: pass env= to the constructor or to load(), or call set_env"
+                "learn() needs an env (its spaces, and the interaction unless on a fleet): pass "
+                "env= to the constructor or to load(), or call set_env"
             )
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
@@ -488,47 +477,67 @@ class DualActorAgent(BaseAlgorithm):
             self.warmup(remaining)
         self.replay.check_demos()
         callback.on_training_start(locals(), globals())
-        loop = ActorLoop(
-            single_env(self.env, self.store),
-            actor_copy(self.policy),
-            self.hub,
-            self.tasks,
-            self.episode_queue,
-            task_cycler(self.tasks),
-            self.seed,
-        )
-        runner = OnlineRunner(
-            loop,
-            self.learner,
-            self._policy_lock,
-            self._runner_config(),
-            updates_done=self.online_updates_done,
-            on_update=self._on_online_update,
-        )
+        runner = self._interaction(fleet)
+        self.fleet_runner = runner if fleet is not None else None
         n_episodes = 0
         with runner:
-            while self.num_timesteps < total_timesteps:
-                result = runner.step()
+            for step in runner.steps(total_timesteps - self.num_timesteps):
                 self.num_timesteps += 1
                 self.online_env_steps += 1
-                n_episodes = self._file_finished_episodes(n_episodes, log_interval)
-                dones = np.array([result.terminated or result.truncated])
-                infos = [result.info]
+                for episode in step.episodes:
+                    self.add_episode(episode)  # the durable store first: a crash loses nothing
+                    n_episodes += 1
+                    self._episode_num += 1
+                    if log_interval and n_episodes % log_interval == 0:
+                        runner.record(self.logger)
+                        self.dump_logs()
+                dones, infos = np.array([step.done]), [step.info]
                 self._update_info_buffer(infos, dones)
                 self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
                 callback.update_locals(
                     {
                         "infos": infos,
                         "dones": dones,
-                        "rewards": np.array([result.reward]),
-                        "new_obs": result.obs,
+                        "rewards": np.array([step.reward]),
+                        "new_obs": step.obs,
+                        "fleet": self.fleet_runner,
                     }
                 )
                 if not callback.on_step():
+                    self.num_timesteps += step.rest  # the chunk's other steps happened too
+                    self.online_env_steps += step.rest
                     break
+        runner.record(self.logger)
         self.dump_logs()
         callback.on_training_end()
         return self
+
+    def _interaction(self, fleet: Any) -> OnlineRunner:
+        """The online phase's interaction source: one in-process loop, or ``fleet``'s runner."""
+        pacing = dict(
+            learner=self.learner,
+            lock=self._policy_lock,
+            config=self._runner_config(),
+            updates_done=self.online_updates_done,
+            on_update=self._on_online_update,
+        )
+        if fleet is not None:
+            return fleet.runner(actor=actor_copy(self.policy), tasks=self.tasks, **pacing)
+        loop = ActorLoop(
+            single_env(self.env, self.store),
+            actor_copy(self.policy),
+            self.hub,
+            self.tasks,
+            self.episode_queue,
+            TaskCycle(self.tasks),
+            self.seed,
+        )
+        return OnlineRunner(loop, **pacing)
+
+    @property
+    def episodes_done(self) -> int:
+        """Online episodes filed since the last ``learn`` that reset the counters."""
+        return self._episode_num
 
     def dump_logs(self) -> None:
         """Write per-task success rates, episode length, intervention rate and every loss term.
@@ -537,17 +546,7 @@ class DualActorAgent(BaseAlgorithm):
         included; ``rollout/<task>/autonomous_success_rate`` counts only episodes that succeeded
         with no intervened step (what the policy achieves alone).
         """
-        for task, st in self._task_stats.items():
-            if st["success"]:
-                self.logger.record(f"rollout/{task}/success_rate", float(np.mean(st["success"])))
-                self.logger.record(
-                    f"rollout/{task}/autonomous_success_rate",
-                    float(np.mean(st["autonomous_success"])),
-                )
-                self.logger.record(f"rollout/{task}/ep_length", float(np.mean(st["length"])))
-                self.logger.record(
-                    f"rollout/{task}/intervention_rate", float(np.mean(st["intervention"]))
-                )
+        self._task_stats.record(self.logger)
         self._flush_learner_stats("train/")
         for k, v in self.replay.sizes().items():
             self.logger.record(f"buffers/{k}", v)

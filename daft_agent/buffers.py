@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from daft_agent.backbones.registry import EMBEDDING_KEY
+from daft_agent.commands import NULL_COMMAND
 from daft_agent.critics import monte_carlo_returns
-from daft_agent.encoders import EMBEDDING_KEY, NULL_COMMAND
 from daft_agent.errors import EmptyStoreError, SpaceMismatchError
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint files: the format version, an atomic write, and a check before loading.
+"""Checkpoint files: the format version and a check before loading.
 
 A checkpoint is SB3's zip (``data`` JSON + one ``.pth`` member per state dict). DAFT adds
 ``checkpoint_format`` to ``data``. :func:`check_checkpoint` runs before SB3 reads anything, so a
@@ -8,15 +8,10 @@ layout is reported with both versions and the fix, rather than as a configuratio
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from daft_agent.errors import CheckpointError
 
@@ -25,32 +20,6 @@ from daft_agent.errors import CheckpointError
 #: backbone appends relative positions by default (``backbone_kwargs={"relative": ...}``). 4: it
 #: also appends their millimetre features tanh(delta / 5 mm) (``fine_scale``).
 CHECKPOINT_FORMAT = 4
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through ``write(file)`` so that a crash leaves the old file or the new one.
-
-    The data goes to a temporary file in the same directory, which is flushed, fsynced and
-    renamed over ``path`` (atomic on POSIX); the directory is then fsynced so the rename itself
-    survives a power cut. On an exception the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def check_checkpoint(path: Path) -> Path:
@@ -100,4 +69,4 @@ def check_checkpoint(path: Path) -> Path:
     return path
 
 
-__all__ = ["CHECKPOINT_FORMAT", "atomic_write", "check_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "check_checkpoint"]

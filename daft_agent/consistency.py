@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from daft_agent.encoders import mlp, sinusoidal_embedding
 from daft_agent.errors import AgentConfigError
+from daft_agent.nets import mlp, sinusoidal_embedding
 
 #: Defaults of the parameterisation (``NetworkConfig`` reads them): K = sigma_max (the choice is
 #: explained above), sigma_min, sigma_data = 0.5 for actions in [-1, 1], and the Karras levels.

@@ -1,7 +1,8 @@
 """Per-task critic ensembles Q_psi_i(s, a) (Section IV-C), Cal-QL warm-up and Bellman online.
 
 Each task has its own critic (own backbone, own ensemble), trained only on that task's data
-(Eq. 4); the target critics are a Polyak-averaged copy. All tasks' ensembles live in one
+(Algorithm 1, lines 5 and 13; the paper's Eq. 4 is the actor's Q term, :mod:`daft_agent.weights`);
+the target critics are a Polyak-averaged copy. All tasks' ensembles live in one
 :class:`TaskCritics` module and run as one batched ensemble of T x M members, each row routed to
 its own task's members (:class:`TaskRouting`): a learner update makes one critic call where T
 separate critics made T (measured in ``benchmarks/learner_throughput.py``: a quarter fewer torch
@@ -199,7 +200,7 @@ class _TaskLayerNorm(nn.Module):
 
 
 class TaskCritics(nn.Module):
-    """Every task's critic Q_psi_i (Eq. 4) as one vectorised ensemble of T tasks x M members.
+    """Every task's critic Q_psi_i (Algorithm 1, l. 5, 13) as one vectorised ensemble of T tasks x M members.
 
     Task i owns its backbone ``backbones[i]`` and the members ``i*M ... i*M + M - 1`` of every
     layer; a row of task i reaches only those (see :class:`TaskRouting`), so each task's critic is
@@ -335,11 +336,6 @@ def bellman_per_row(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((q - target.unsqueeze(0)) ** 2).sum(0)
 
 
-def bellman_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sum over ensemble members of the mean squared TD error on one task's batch."""
-    return bellman_per_row(q, target).mean()
-
-
 def calql_per_row(
     q_data: torch.Tensor,
     q_random: torch.Tensor,
@@ -367,15 +363,3 @@ def calql_per_row(
     )
     lse = temperature * torch.logsumexp(cat / temperature, dim=2)
     return (lse - q_data).sum(0)
-
-
-def calql_regulariser(
-    q_data: torch.Tensor,
-    q_random: torch.Tensor,
-    q_policy: torch.Tensor,
-    q_next_policy: torch.Tensor,
-    mc_returns: torch.Tensor,
-    temperature: float = 1.0,
-) -> torch.Tensor:
-    """:func:`calql_per_row` averaged over one task's batch (summed over ensemble members)."""
-    return calql_per_row(q_data, q_random, q_policy, q_next_policy, mc_returns, temperature).mean()

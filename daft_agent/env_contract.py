@@ -7,13 +7,14 @@
   always carry the store's global task id (the recorder's); the agent's own order of ``tasks``
   only routes buffer rows to critics;
 * :func:`single_env`: the one gym env under SB3's VecEnv, which the interaction loop steps;
-* :func:`task_cycler`: reset options asking for the tasks round-robin (Algorithm 1 interacts task
-  by task).
+* :class:`TaskCycle`: reset options asking for the tasks round-robin (Algorithm 1 interacts task
+  by task), for the in-process loop and the fleet's robots alike;
+* :func:`env_tasks`: a DAFT env's task names, for a run that has the env but no agent yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -125,21 +126,33 @@ def single_env(vec_env: Any, store: Any) -> gym.Env:
     return envs[0]
 
 
-def task_cycler(tasks: Sequence[str]) -> Callable[[], dict[str, Any] | None]:
-    """Reset options asking for ``tasks`` round-robin; None for one task.
+class TaskCycle:
+    """Picklable reset options: the tasks round-robin (Algorithm 1 interacts task by task).
 
-    Envs that ignore reset options simply pick their own task.
+    Calling it gives the next reset's options, ``{"task": name}``, or None for one task (envs
+    that ignore reset options simply pick their own task). ``start`` continues a count (a
+    restarted robot resumes the order after the episodes the learner already has).
     """
-    state = {"i": 0}
 
-    def options() -> dict[str, Any] | None:
-        if len(tasks) < 2:
+    def __init__(self, tasks: Sequence[str], start: int = 0) -> None:
+        self.tasks = tuple(tasks)
+        self.i = int(start)
+
+    def __call__(self) -> dict[str, Any] | None:
+        """The next reset's options."""
+        if len(self.tasks) < 2:
             return None
-        task = tasks[state["i"] % len(tasks)]
-        state["i"] += 1
+        task = self.tasks[self.i % len(self.tasks)]
+        self.i += 1
         return {"task": task}
 
-    return options
+
+def env_tasks(env: gym.Env) -> list[str]:
+    """A DAFT env's task names in ``task_id`` order (a single-task env's own task)."""
+    space = env.observation_space
+    if isinstance(space, spaces.Dict) and "task_id" in space.spaces:
+        return list(TASK_NAMES[: space["task_id"].n])
+    return [env.unwrapped.task.name]
 
 
-__all__ = ["check_spaces", "resolve_tasks", "single_env", "task_cycler"]
+__all__ = ["TaskCycle", "check_spaces", "env_tasks", "resolve_tasks", "single_env"]

@@ -25,6 +25,10 @@ class UnknownCommandError(DaftError, ValueError):
     """A refinement command that the command encoder's vocabulary does not cover."""
 
 
+class FleetError(DaftError, RuntimeError):
+    """The fleet cannot go on: every robot is gone, or a robot's env raised an error."""
+
+
 class ExperimentError(DaftError):
     """A trial of an experiment grid failed (``daft experiment``; finished trials are kept)."""
 
@@ -35,6 +39,7 @@ __all__ = [
     "DaftError",
     "EmptyStoreError",
     "ExperimentError",
+    "FleetError",
     "SpaceMismatchError",
     "UnknownCommandError",
 ]

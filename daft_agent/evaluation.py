@@ -236,19 +236,6 @@ def evaluate_condition(
     return {"autonomous": auto, "with_commands": talk}
 
 
-def make_speaking_env(
-    env_id: str, obs_mode: str, perception_error: Any = None, **operator_kwargs: Any
-) -> Any:
-    """A sim env of ``env_id`` under an InterventionWrapper whose simulated operator only speaks."""
-    import gymnasium as gym
-
-    from daft_env.operator import SimulatedOperator
-    from daft_env.wrappers import InterventionWrapper
-
-    base = gym.make(env_id, obs_mode=obs_mode, perception_error=perception_error)
-    return InterventionWrapper(base, SimulatedOperator(base, mode="speak", **operator_kwargs))
-
-
 def results_dict(
     autonomous: dict[str, TaskResult], with_commands: dict[str, TaskResult] | None = None
 ) -> dict[str, Any]:
@@ -422,7 +409,6 @@ __all__ = [
     "evaluate_condition",
     "evaluate_tasks",
     "format_table",
-    "make_speaking_env",
     "results_dict",
     "run_trials",
 ]

@@ -23,6 +23,8 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from torch import nn
 
+from daft_agent.backbones.registry import make_backbone
+from daft_agent.commands import VocabularyCommandEncoder
 from daft_agent.consistency import (
     K_DEFAULT,
     N_SIGMAS_DEFAULT,
@@ -32,7 +34,6 @@ from daft_agent.consistency import (
     PrimaryActor,
 )
 from daft_agent.critics import TaskCritics
-from daft_agent.encoders import VocabularyCommandEncoder, make_backbone
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
 from daft_agent.refinement import MU_MAX_DEFAULT, RefinementActor
 from daft_env.tasks import TASK_NAMES

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from daft_agent.consistency import ConsistencyHead
-from daft_agent.encoders import mlp
 from daft_agent.errors import AgentConfigError
+from daft_agent.nets import mlp
 
 #: Default bound of mu: 3 K, a commanded mean three standard deviations out (``consistency.py``).
 MU_MAX_DEFAULT = 3.0

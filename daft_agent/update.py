@@ -1,7 +1,7 @@
 """The update rule: one full dual-actor update of Algorithm 1 (lines 3-7 warm-up, 11-16 online).
 
 :class:`Learner` owns no thread and no env: it samples the buffers of Algorithm 1, steps the
-per-task critics (Eq. 4, Bellman online, Cal-QL in warm-up), the primary actor (Eq. 6, 15) and the
+per-task critics (Algorithm 1, lines 5 and 13: Cal-QL in warm-up, Bellman online), the primary actor (Eq. 6, 15) and the
 refinement actor (Eq. 11), and Polyak-averages the target critics. Who calls it, and how often, is
 the job of :mod:`daft_agent.actors` (the online runner).
 """
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from daft_agent.buffers import DualActorReplay, concat_batches
+from daft_agent.commands import NULL_COMMAND, CommandEncoder
 from daft_agent.critics import TaskRouting, bellman_per_row, calql_per_row
-from daft_agent.encoders import NULL_COMMAND, CommandEncoder
 from daft_agent.errors import AgentConfigError
 from daft_agent.policies import DualActorPolicy
 from daft_agent.refinement import refinement_losses
@@ -133,7 +133,7 @@ class Learner:
     def _critic_losses(
         self, joined: dict[str, Any], routing: TaskRouting, phase: str, stats: dict[str, float]
     ) -> torch.Tensor:
-        """Sum over tasks of each task's critic loss on its own rows B^i (Eq. 4).
+        """Sum over tasks of each task's critic loss on its own rows B^i (Algorithm 1, l. 5, 13).
 
         Bellman online; in warm-up plus ``calql_alpha`` times Cal-QL's regulariser, whose
         ``calql_n_actions`` uniform, pi(s) and pi(s') actions per state are scored in the same

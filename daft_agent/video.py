@@ -141,14 +141,13 @@ def record_videos(
     import gymnasium as gym
 
     from daft_agent.evaluation import run_trials
-    from daft_env.operator import SimulatedOperator
-    from daft_env.wrappers import InterventionWrapper
+    from daft_agent.runs.envs import operated
 
     if trials < 1:
         raise AgentConfigError(f"--video-trials must be >= 1; got {trials}")
     directory.mkdir(parents=True, exist_ok=True)
     base = gym.make(env_id, obs_mode="pixels+state")
-    env = InterventionWrapper(base, SimulatedOperator(base, mode="speak", seed=seed))
+    env = operated(base, mode="speak", seed=seed)
     policy = _PolicyView(agent)
     paths = []
     try:

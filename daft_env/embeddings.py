@@ -13,7 +13,6 @@ only compares and stores it, so ``daft_env`` stays free of any model code.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -21,33 +20,15 @@ from typing import Any
 
 import h5py
 
+from daft_env.durable import replacing
+from daft_env.durable import write_text as durable_write_text
 from daft_env.episode import Episode
 from daft_env.errors import StoreError
-from daft_env.store import (
-    MARKER,
-    TMP_PREFIX,
-    EpisodeStore,
-    fsync_path,
-    validate_episode,
-    write_episode_file,
-)
+from daft_env.store import MARKER, EpisodeStore, validate_episode, write_episode_file
 
 IDENTITY_FILE = "embedding_identity.json"
 #: the identity fields that must agree for two sets of embeddings to mix
 IDENTITY_KEYS = ("backbone", "weights_sha256", "features_dim", "options")
-
-
-def _replace_durably(final: Path, write: Any) -> None:
-    """``write(tmp)`` then rename over ``final`` and fsync the directory (the store's recipe)."""
-    tmp = final.with_name(f"{TMP_PREFIX}{os.getpid()}-{final.name}.partial")
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_path(final.parent)
 
 
 def read_embedding_identity(root: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -114,13 +95,9 @@ def claim_embedding_identity(
         )
     if store.mode != "a":
         raise StoreError(f"store {store.root} was opened read-only; open it with mode='a'")
-    text = json.dumps(wanted, indent=2, sort_keys=True) + "\n"
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-        fsync_path(tmp)
-
-    _replace_durably(store.root / IDENTITY_FILE, write)
+    durable_write_text(
+        store.root / IDENTITY_FILE, json.dumps(wanted, indent=2, sort_keys=True) + "\n"
+    )
     return True
 
 
@@ -153,7 +130,8 @@ def rewrite_episode(store: EpisodeStore, path: str | os.PathLike[str], episode: 
             f"{len(old)}); got ({episode.task}, {episode.kind}, {len(episode)}). Use store.add."
         )
     validate_episode(episode)
-    _replace_durably(final, lambda tmp: write_episode_file(tmp, episode, store.compression))
+    with replacing(final) as tmp:
+        write_episode_file(tmp, episode, store.compression)
     return final
 
 

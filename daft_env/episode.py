@@ -9,6 +9,7 @@ keeping a hardware fault's reason.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,14 @@ class Episode:
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what the episode is: task, kind, actions and observations."""
+        h = hashlib.sha256(f"{self.task}|{self.kind}|{len(self)}".encode())
+        for key, arr in [("actions", self.actions), *sorted(self.observations.items())]:
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
 
     @property
     def labels(self) -> np.ndarray:

@@ -29,12 +29,17 @@ class NoFramesError(StoreError):
     """A store or frame folder holds no labelled frames (or one class only) to learn success from."""
 
 
+class CollectionError(DaftError):
+    """Demonstrations could not be collected (the expert kept failing, or the env is unusable)."""
+
+
 class ModelFileError(DaftError, ValueError):
     """A saved model file (the success classifier) is missing, unreadable or of another format."""
 
 
 __all__ = [
     "BackendError",
+    "CollectionError",
     "ConfigError",
     "CorruptEpisodeError",
     "DaftError",

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from daft_env.durable import write_text
 from daft_env.episode import NULL_COMMAND, Episode
 from daft_env.errors import ConfigError, StoreError
 from daft_env.tasks import INSTRUCTIONS, get_task
@@ -152,8 +153,7 @@ def _video_feature(arr: np.ndarray, fps: int) -> dict[str, Any]:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=4) + "\n", encoding="utf-8")
+    write_text(path, json.dumps(obj, indent=4) + "\n")
 
 
 def _write_tasks(path: Path, tasks: list[str]) -> None:
@@ -558,11 +558,17 @@ def read_lerobot(
 def import_lerobot(
     root: str | os.PathLike[str], store: Any, task: str | None = None, kind: str = "demos"
 ) -> int:
-    """Add every episode of a LeRobotDataset v3 folder to ``store``; return how many were added."""
+    """Add the episodes of a LeRobotDataset v3 folder to ``store``; return how many were added.
+
+    An episode the store already holds (:meth:`~daft_env.store.EpisodeStore.holds`) is skipped,
+    so importing the same dataset twice adds it once.
+    """
     n = 0
     for episode in read_lerobot(root, task=task, kind=kind):
-        store.add(episode)
-        n += 1
+        episode.metadata["fingerprint"] = episode.fingerprint()
+        if not store.holds(episode):
+            store.add(episode)
+            n += 1
     return n
 
 

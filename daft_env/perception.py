@@ -43,6 +43,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from daft_env.spaces import STATE_SLICES
@@ -181,10 +182,54 @@ def seeded_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), PERCEPTION_STREAM]))
 
 
+class PerceptionMix(gym.Wrapper):
+    """Put each episode under the hidden perception error with probability ``p``.
+
+    With ``daft train --train-perception-error P`` a share P of the training episodes run with the
+    per-episode hidden offsets of the bolt and the fixture; the operator (and success) read the
+    true state, so its takeovers and talk-and-tweak labels carry what the policy's observation
+    lacks, which is what the refinement actor can learn to use (issue 10). The rest run nominal,
+    so the primary still sees the true scenes it is evaluated on in the nominal condition.
+
+    Before each reset it switches the unwrapped BoltEnv's ``perception_error`` on (a draw below
+    ``p``) or off and clears the last episode's offsets, so a nominal episode observes the truth.
+    ``info["perception_error"]`` on reset says which it is.
+
+    Args:
+        env: an env made with ``perception_error`` set (its value is the error used when on).
+        p: share of episodes under the error, in [0, 1].
+        seed: seed of the on/off draws.
+
+    Raises:
+        ConfigError: ``p`` outside [0, 1], or ``env`` has no perception error to switch.
+    """
+
+    def __init__(self, env: Any, p: float, seed: int | None = None) -> None:
+        super().__init__(env)
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"the perception-error share must be in [0, 1]; got {p}")
+        self.error = env.unwrapped.perception_error
+        if self.error is None:
+            raise ConfigError(
+                "PerceptionMix needs an env made with perception_error=True (or metres)"
+            )
+        self.p = float(p)
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Choose this episode's condition, then reset."""
+        base = self.env.unwrapped
+        base.perception_error = self.error if self.rng.random() < self.p else None
+        base.perception_offsets = {}
+        obs, info = self.env.reset(**kwargs)
+        return obs, info | {"perception_error": base.perception_error is not None}
+
+
 __all__ = [
     "OBJECTS",
     "PERCEPTION_STREAM",
     "PerceptionError",
+    "PerceptionMix",
     "as_perception_error",
     "perceived_state",
     "perturb_state_vector",

@@ -8,11 +8,10 @@ Layout::
       .lock                         flock() guard for index writes
       <task>/<kind>/ep_<utc time>_<pid>_<random>.h5
 
-Durability (nothing recorded may be lost, issue 3): :meth:`EpisodeStore.add` writes the episode to
-``.tmp-<pid>-<name>.partial`` in the final directory, flushes, fsyncs (``os.fsync``) and closes
-it, then renames it with ``os.replace`` to its final name (atomic on POSIX) and fsyncs the
-directory so that the rename itself survives a power cut. Only then is a line appended (and
-fsynced) to the index. A process killed at any point therefore leaves either the complete file or
+Durability (nothing recorded may be lost, issue 3): :meth:`EpisodeStore.add` writes the episode
+through :func:`daft_env.durable.replacing` (``.tmp-<pid>-<name>.partial`` in the final directory,
+fsynced, renamed with ``os.replace`` to its final name, the directory fsynced so that the rename
+itself survives a power cut). Only then is a line appended (and fsynced) to the index. A process killed at any point therefore leaves either the complete file or
 an ignorable ``.tmp-*`` file; the index is a cache that is repaired from the directory listing (a
 file the index lacks is opened once and added; an index line whose file is gone is dropped), so a
 crash between rename and index append loses nothing. Readers only list final names, so a reader
@@ -44,6 +43,8 @@ from typing import Any, NamedTuple
 import h5py
 import numpy as np
 
+from daft_env.durable import clean_partials, fsync_path, replacing
+from daft_env.durable import write_text as durable_write_text
 from daft_env.episode import EPISODE_KINDS, NULL_COMMAND, Episode
 from daft_env.errors import CorruptEpisodeError, StoreError
 from daft_env.tasks import TASK_NAMES, get_task
@@ -53,7 +54,6 @@ FORMAT_VERSION = 1
 MARKER = "daft_store.json"
 INDEX = "index.jsonl"
 EPISODE_GLOB = "ep_*.h5"
-TMP_PREFIX = ".tmp-"
 COMPRESSIONS = ("lzf", "gzip", None)
 
 
@@ -91,28 +91,6 @@ class IndexEntry:
     def to_json(self) -> str:
         """One index line."""
         return json.dumps(self.__dict__, sort_keys=True)
-
-
-def fsync_path(path: Path) -> None:
-    """Make ``path`` durable: a file's bytes, or a directory's entries (a rename or a new file).
-
-    ``flush`` only hands data to the OS; a crash can still lose it until ``fsync`` returns.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by someone else
-        return True
-    return True
 
 
 def count_takeovers(intervened: np.ndarray) -> int:
@@ -190,7 +168,10 @@ def _write_dataset(group: h5py.Group, name: str, arr: np.ndarray, compression: s
 
 
 def write_episode_file(path: Path, ep: Episode, compression: str | None = "lzf") -> None:
-    """Write one episode to ``path`` (no atomicity here; see :meth:`EpisodeStore.add`)."""
+    """Write one episode to ``path``; no atomicity or fsync (:meth:`EpisodeStore.add` has them).
+
+    Write it through :func:`daft_env.durable.replacing`, as :meth:`EpisodeStore.add` does.
+    """
     with h5py.File(path, "w") as f:
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["task"] = ep.task
@@ -220,7 +201,6 @@ def write_episode_file(path: Path, ep: Episode, compression: str | None = "lzf")
         # written last: a file without it was never finished
         f.attrs["complete"] = True
         f.flush()
-    fsync_path(path)  # h5py's flush hands data to the OS; only fsync makes it durable
 
 
 def read_episode_file(path: Path) -> Episode:
@@ -311,6 +291,7 @@ class EpisodeStore:
         self.compression = compression
         #: files found corrupt since this object was created (reported once each)
         self.skipped: list[Path] = []
+        self._fingerprints: set[str | None] | None = None  # read by the first holds()
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(f"episode store path {self.root} is a file, not a directory")
         if not self.root.exists():
@@ -322,20 +303,11 @@ class EpisodeStore:
             self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / MARKER
         if mode == "a" and not marker.exists():
-            self._atomic_write_text(marker, json.dumps({"format_version": FORMAT_VERSION}) + "\n")
+            durable_write_text(marker, json.dumps({"format_version": FORMAT_VERSION}) + "\n")
         if mode == "a":
             self.clean_temp_files()
 
     # ---------------------------------------------------------------- writing
-
-    def _atomic_write_text(self, path: Path, text: str) -> None:
-        tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}.partial")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_path(path.parent)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -378,6 +350,8 @@ class EpisodeStore:
                 f"store {self.root} was opened read-only (mode='r'); open it with mode='a'"
             )
         validate_episode(episode)
+        if self._fingerprints is not None and "fingerprint" in episode.metadata:
+            self._fingerprints.add(episode.metadata["fingerprint"])
         directory = self.root / episode.task / episode.kind
         new_dir = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
@@ -391,15 +365,8 @@ class EpisodeStore:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 10**9))
         name = f"ep_{stamp}_{now % 10**9:09d}_{os.getpid()}_{secrets.token_hex(3)}.h5"
         final = directory / name
-        tmp = directory / f"{TMP_PREFIX}{os.getpid()}-{name}.partial"
-        try:
+        with replacing(final, clean=False) as tmp:
             write_episode_file(tmp, episode, self.compression)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-        fsync_path(directory)
         self._append_index([_entry_for(self._rel(final), episode)])
         return final
 
@@ -408,18 +375,7 @@ class EpisodeStore:
 
         Temp names carry the writer's pid, so a temp file of a live concurrent writer is kept.
         """
-        removed = []
-        for tmp in self.root.glob(f"**/{TMP_PREFIX}*.partial"):
-            try:
-                pid = int(tmp.name[len(TMP_PREFIX) :].split("-", 1)[0])
-            except ValueError:
-                pid = -1
-            if pid == os.getpid() or (pid > 0 and _pid_alive(pid)):
-                continue
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-                removed.append(tmp)
-        return removed
+        return clean_partials(self.root, recursive=True)
 
     # ---------------------------------------------------------------- reading
 
@@ -499,7 +455,7 @@ class EpisodeStore:
             except CorruptEpisodeError as exc:
                 self._report(path, exc)
         with self._locked():
-            self._atomic_write_text(self.root / INDEX, "".join(e.to_json() + "\n" for e in entries))
+            durable_write_text(self.root / INDEX, "".join(e.to_json() + "\n" for e in entries))
         return len(entries)
 
     def count(self, task: str | None = None, kind: str | None = None) -> int:
@@ -519,6 +475,28 @@ class EpisodeStore:
         """Load one episode file (absolute, or relative to the root); raises on corruption."""
         p = Path(path)
         return read_episode_file(p if p.is_absolute() else self.root / p)
+
+    def holds(self, episode: Episode) -> bool:
+        """Whether the store holds an episode with ``episode``'s fingerprint.
+
+        Compared with the ``metadata["fingerprint"]`` each file records (importers write it:
+        :meth:`~daft_env.episode.Episode.fingerprint`); episodes without one never match.
+        """
+        if self._fingerprints is None:
+            self._fingerprints = {
+                self.metadata(e.path).get("fingerprint") for e in self.index(kind=episode.kind)
+            }
+        return episode.metadata.get("fingerprint", episode.fingerprint()) in self._fingerprints
+
+    def metadata(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        """One episode file's metadata, read without its arrays (raises on an unreadable file)."""
+        p = Path(path)
+        p = p if p.is_absolute() else self.root / p
+        try:
+            with h5py.File(p, "r") as f:
+                return json.loads(f.attrs.get("metadata", "{}"))
+        except (OSError, ValueError) as exc:
+            raise CorruptEpisodeError(f"{p}: cannot read its metadata ({exc})") from exc
 
     def episodes(self, task: str | None = None, kind: str | None = None) -> Iterator[Episode]:
         """Yield every readable episode, oldest first per task and kind; corrupt files are skipped."""
@@ -585,7 +563,6 @@ __all__ = [
     "Transition",
     "count_takeovers",
     "episode_transitions",
-    "fsync_path",
     "read_episode_file",
     "validate_episode",
     "write_episode_file",

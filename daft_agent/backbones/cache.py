@@ -24,7 +24,7 @@ import torch
 from gymnasium import spaces
 
 from daft_agent.backbones.base import FrozenVLABackbone
-from daft_agent.encoders import BACKBONES, EMBEDDING_KEY, make_backbone
+from daft_agent.backbones.registry import EMBEDDING_KEY, frozen_backbones, make_backbone
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
 from daft_env.embeddings import claim_embedding_identity, has_embeddings, rewrite_episode
 from daft_env.tasks import INSTRUCTIONS, TASK_NAMES
@@ -41,11 +41,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
         raise AgentConfigError(
             f"a frozen backbone is given as NAME:PATH (e.g. smolvla:/models/smolvlm); got {spec!r}"
         )
-    import daft_agent.backbones  # noqa: F401  (registers smolvla and readout)
-
-    cls = BACKBONES.get(name)
-    if cls is None or not getattr(cls, "frozen", False):
-        frozen = sorted(n for n, c in BACKBONES.items() if getattr(c, "frozen", False))
+    frozen = frozen_backbones()
+    if name not in frozen:
         raise AgentConfigError(f"{name!r} is not a frozen backbone; choose one of {frozen}")
     return name, path
 

@@ -17,10 +17,8 @@ from gymnasium import spaces
 from torch import nn
 
 from daft_agent.backbones.base import FrozenVLABackbone
-from daft_agent.encoders import register_backbone
 
 
-@register_backbone("readout")
 class ReadoutBackbone(FrozenVLABackbone):
     """Frozen ViLT encoder; h = [readout(l_task, camera_1), ..., readout(l_task, camera_n)].
 

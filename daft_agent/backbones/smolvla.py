@@ -16,7 +16,6 @@ from gymnasium import spaces
 from torch import nn
 
 from daft_agent.backbones.base import FrozenVLABackbone
-from daft_agent.encoders import register_backbone
 from daft_agent.errors import AgentConfigError
 
 
@@ -71,7 +70,6 @@ def layer_kv(cache: Any, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
     return cache[layer][0], cache[layer][1]  # legacy tuple of (k, v) per layer
 
 
-@register_backbone("smolvla")
 class SmolVLABackbone(FrozenVLABackbone):
     """Frozen SmolVLM (Idefics3) encoder; h = Eq. 17 over the last kept layer's KV cache.
 

@@ -1,7 +1,8 @@
 """DAFT itself (Table I's first row): primary + refinement actor, per-task critics, Eq. 16 weights.
 
-Keeps everything of the paper's method: Cal-QL warm-up, per-task critics (Eq. 4, 14), task weights
-(Eq. 15-16), the refinement actor on talk-and-tweak triplets (Eq. 7-11). Drops nothing.
+Keeps everything of the paper's method: Cal-QL warm-up, per-task critics (Algorithm 1, lines 5
+and 13), the actor's Q term (Eq. 4) with task weights (Eq. 14-16), the refinement actor on
+talk-and-tweak triplets (Eq. 7-11). Drops nothing.
 """
 
 from __future__ import annotations

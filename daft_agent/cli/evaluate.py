@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daft_env.durable import write_text
 from hardware.errors import ConfigError
 
 DEVICES = ("simulated", "keyboard")
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         display.close()
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        write_text(Path(args.json), json.dumps(results, indent=2) + "\n")
     if args.video:
         from daft_agent.video import record_videos
 
@@ -195,8 +196,8 @@ def _evaluate(
     import gymnasium as gym
 
     from daft_agent.evaluation import evaluate_condition, format_table, results_dict
+    from daft_agent.runs.envs import operated
     from daft_env.display import DisplayWrapper
-    from daft_env.wrappers import InterventionWrapper
 
     tasks = list(agent.tasks)
     results: dict[str, Any] = {"trials": args.trials, "env_id": args.env}
@@ -207,7 +208,7 @@ def _evaluate(
         talk_env, device, kwargs = None, None, {}
         if with_commands:
             device, hold, pace = _talk_device(args, env)
-            talk_env = InterventionWrapper(env, device)
+            talk_env = operated(env, device)
             kwargs = {"command_hold": hold, "pace_hz": pace}
         auto_env = env
         if display.enabled:

@@ -24,23 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from daft_env.durable import write_text
 from hardware.errors import ConfigError
-
-#: --tiny: all rows, a few hundred steps, one seed, tiny networks (the suite runs it)
-TINY = {
-    "demos": 2,
-    "online_steps": 150,
-    "eval_trials": 1,
-    "eval_every": 150,
-    "curve_trials": 1,
-    "settings": {
-        "warmup_steps": 10,
-        "batch_size": 16,
-        "min_rollouts_per_task": 5,
-        "hidden": (16, 16),
-        "learning_starts": 20,
-    },
-}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,19 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from daft_agent.baselines import BaselineSettings
     from daft_agent.experiments.runner import ExperimentConfig
 
-    base: dict[str, Any] = dict(TINY) if args.tiny else {}
-    settings = BaselineSettings(**base.pop("settings", {}))
-    for key, value in (
-        ("online_steps", args.steps),
-        ("eval_trials", args.eval_trials),
-        ("eval_every", args.eval_every),
-    ):
-        if value is not None:
-            base[key] = value
-    return ExperimentConfig(settings=settings, **base)
+    return ExperimentConfig.of(
+        tiny=args.tiny,
+        online_steps=args.steps,
+        eval_trials=args.eval_trials,
+        eval_every=args.eval_every,
+    )
 
 
 def _table1(args: argparse.Namespace) -> int:
@@ -119,8 +99,8 @@ def _table1(args: argparse.Namespace) -> int:
         "trials": trials,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table1.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "table1.md").write_text(md)
+    write_text(out / "table1.json", json.dumps(result, indent=2) + "\n")
+    write_text(out / "table1.md", md)
     table1.plot(summary, tasks, out / "table1.png")
     print(md)
     print(f"wrote {out / 'table1.json'}, {out / 'table1.md'}, {out / 'table1.png'}")
@@ -136,7 +116,7 @@ def _curves(args: argparse.Namespace) -> int:
     if not source.exists():
         raise ConfigError(f"no {source}; run daft experiment table1 --output-dir {out} first")
     data = curves.curves(json.loads(source.read_text())["trials"])
-    (out / "curves.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_text(out / "curves.json", json.dumps(data, indent=2) + "\n")
     curves.plot(data, {r: BASELINES[r][1] for r in data}, out / "curves.png")
     for row, c in data.items():
         shown = ", ".join(f"{s}: {m:.0f}%" for s, m in zip(c["step"], c["mean"], strict=True))
@@ -176,9 +156,9 @@ def _long_horizon(args: argparse.Namespace) -> int:
     result["wall_seconds"] = time.time() - t0
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "long_horizon.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text(out / "long_horizon.json", json.dumps(result, indent=2) + "\n")
     md = lh.markdown(result)
-    (out / "long_horizon.md").write_text(md)
+    write_text(out / "long_horizon.md", md)
     print(md)
     print(f"wrote {out / 'long_horizon.json'}, {out / 'long_horizon.md'}")
     return 0

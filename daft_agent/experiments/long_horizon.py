@@ -14,7 +14,8 @@ from typing import Any
 import gymnasium as gym
 
 from daft_agent.errors import AgentConfigError
-from daft_agent.evaluation import make_speaking_env, run_trials
+from daft_agent.evaluation import run_trials
+from daft_agent.runs.envs import make_speaking_env
 
 ENV_ID = "BoltLongHorizon-Sim-v0"
 #: the paper's success at 1-4 bolts (%), for the report beside ours

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,9 +19,26 @@ from typing import Any
 
 from daft_agent.baselines import BASELINES, COMMAND_ROWS, BaselineSettings
 from daft_agent.errors import AgentConfigError, ExperimentError
+from daft_agent.runs.config import CURVE, DEMOS, OPERATOR_RATE, PRESETS
+from daft_env.durable import write_text
 
 #: where a grid keeps its Ray Tune state, below the output folder
 TUNE_DIR = "tune"
+#: ``daft experiment table1 --tiny``: all rows, a few hundred steps, one seed, tiny networks (the suite runs it)
+TINY = {
+    "demos": 2,
+    "online_steps": 150,
+    "eval_trials": 1,
+    "eval_every": 150,
+    "curve_trials": 1,
+    "settings": {
+        "warmup_steps": 10,
+        "batch_size": 16,
+        "min_rollouts_per_task": 5,
+        "hidden": (16, 16),
+        "learning_starts": 20,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -41,13 +57,14 @@ class ExperimentConfig:
         settings: the learners' shared sizes.
     """
 
-    env_id: str = "BoltMultiTask-Sim-v0"
-    obs_mode: str = "state"
-    demos: int = 20
-    online_steps: int = 15_000
-    operator_rate: float = 0.15
+    env_id: str = PRESETS["state"]["env_id"]
+    obs_mode: str = PRESETS["state"]["obs_mode"]
+    demos: int = DEMOS
+    online_steps: int = PRESETS["state"]["online_steps"]
+    operator_rate: float = OPERATOR_RATE
+    #: fewer than a run's final 50 and curve's 20: a grid trains rows x seeds runs
     eval_trials: int = 25
-    eval_every: int = 2_500
+    eval_every: int = CURVE["eval_every"]
     curve_trials: int = 5
     settings: BaselineSettings = field(default_factory=BaselineSettings)
 
@@ -56,6 +73,14 @@ class ExperimentConfig:
             raise AgentConfigError("an experiment needs demos, online_steps and eval_trials >= 1")
         if self.eval_every < 0 or self.curve_trials < 1:
             raise AgentConfigError("eval_every must be >= 0 and curve_trials >= 1")
+
+    @classmethod
+    def of(cls, tiny: bool = False, **sizes: int | None) -> ExperimentConfig:
+        """The defaults (:data:`TINY` with ``tiny``), with each size given (not None) over them."""
+        base: dict[str, Any] = dict(TINY) if tiny else {}
+        settings = BaselineSettings(**base.pop("settings", {}))
+        base |= {k: v for k, v in sizes.items() if v is not None}
+        return cls(settings=settings, **base)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (for the trial config and the results file)."""
@@ -72,24 +97,19 @@ class ExperimentConfig:
 
 def tasks_of(env_id: str, obs_mode: str) -> list[str]:
     """The env's task names in ``task_id`` order (a single-task env's own task)."""
-    import gymnasium as gym
+    from daft_agent.env_contract import env_tasks
+    from daft_agent.runs.envs import make_env
 
-    import daft_env  # noqa: F401  (registers the ids)
-    from daft_env.tasks import TASK_NAMES
-
-    env = gym.make(env_id, obs_mode=obs_mode)
+    env = make_env(env_id, obs_mode=obs_mode)
     try:
-        space = env.observation_space
-        if "task_id" in space.spaces:
-            return list(TASK_NAMES[: space["task_id"].n])
-        return [env.unwrapped.task.name]
+        return env_tasks(env)
     finally:
         env.close()
 
 
 def prepare_demos(root: Path, cfg: ExperimentConfig, seed: int = 0) -> Path:
     """The shared demonstration store at ``root/demos``, collected once (kept if complete)."""
-    from daft_agent.cli.collect import collect_demos
+    from daft_env.demos import collect_demos
     from daft_env.store import EpisodeStore
 
     path = root / "demos"
@@ -106,13 +126,6 @@ def prepare_demos(root: Path, cfg: ExperimentConfig, seed: int = 0) -> Path:
 def trial_path(root: Path, row: str, seed: int) -> Path:
     """Where trial (row, seed) writes its results."""
     return root / "trials" / f"{row}-seed{seed}.json"
-
-
-def _task_results(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    return {
-        t: {"success_rate": r.success_rate, "mean_length": r.mean_length, "trials": r.trials}
-        for t, r in results.items()
-    }
 
 
 def _intervention_counter() -> Any:
@@ -135,71 +148,56 @@ def _intervention_counter() -> Any:
 def run_trial(row: str, seed: int, cfg: ExperimentConfig, root: Path) -> dict[str, Any]:
     """Train row ``row`` with ``seed`` on the shared demos, evaluate it, write its JSON.
 
-    Returns the trial's results: ``autonomous`` (and ``with_commands`` for a row that takes
-    commands) success rate and mean length per task, ``learning_curve`` (every row),
-    ``intervention_share`` (overall for every row, per task where the row stores its episodes),
-    ``train_seconds``. A trial whose JSON exists returns it without training.
+    The trial is a training run (:func:`~daft_agent.runs.train.train_run`) whose learner is the
+    row's, on a private copy of the shared demos, evaluated in the nominal condition. Returns
+    the run's results (``autonomous``, and ``with_commands`` for a row that takes commands,
+    ``learning_curve``, ``intervention_share``, ``train_seconds``) with ``row``, ``label``,
+    ``seed`` and ``online_steps``; the intervention share's ``overall`` counts every online step
+    (a SAC row stores no episodes). A trial whose JSON exists returns it without training.
     """
-    import gymnasium as gym
-    import torch
-
     from daft_agent.baselines import make_baseline
-    from daft_agent.cli import train_report as report
-    from daft_agent.cli.train_env import make_train_env
-    from daft_agent.evaluation import evaluate_tasks, make_speaking_env
-    from daft_env.store import EpisodeStore
+    from daft_agent.runs.config import RunConfig
+    from daft_agent.runs.report import write_results
+    from daft_agent.runs.train import train_run
 
     out = trial_path(root, row, seed)
     if out.exists():  # finished before a resume: never recompute
         return json.loads(out.read_text())
-    torch.set_num_threads(1)
     work = root / "work" / f"{row}-seed{seed}"
     if work.exists():
         shutil.rmtree(work)  # a trial killed midway starts over from the shared demos
     shutil.copytree(root / "demos", work / "store")
-    store = EpisodeStore(work / "store")
-    tasks = tasks_of(cfg.env_id, cfg.obs_mode)
-    env = make_train_env(cfg.env_id, cfg.obs_mode, seed, cfg.operator_rate, 0.0, None)
-    model = make_baseline(row, env, store, seed, cfg.settings)
-    curve = None
-    if cfg.eval_every:
-        curve = report.learning_curve_callback(
-            cfg.env_id, cfg.obs_mode, tasks, cfg.eval_every, cfg.curve_trials, seed + 20_000
-        )
+    run = RunConfig(
+        env_id=cfg.env_id,
+        obs_mode=cfg.obs_mode,
+        name="run",
+        output_dir=work,
+        store=work / "store",
+        online_steps=cfg.online_steps,
+        demos=cfg.demos,
+        eval_trials=cfg.eval_trials,
+        eval_every=cfg.eval_every,
+        curve_trials=cfg.curve_trials,
+        operator_rate=cfg.operator_rate,
+        seed=seed,
+        progress=False,
+        perturbed=False,
+        with_commands=row in COMMAND_ROWS,
+    )
     counter = _intervention_counter()
-    t0 = time.time()
-    model.learn(cfg.online_steps, callback=[counter] + ([curve] if curve else []))
-    train_seconds = time.time() - t0
-    eval_env = gym.make(cfg.env_id, obs_mode=cfg.obs_mode)
-    results: dict[str, Any] = {
-        "row": row,
-        "label": BASELINES[row][1],
-        "seed": seed,
-        "online_steps": cfg.online_steps,
-        "train_seconds": train_seconds,
-        "autonomous": _task_results(
-            evaluate_tasks(model, eval_env, tasks, cfg.eval_trials, seed + 10_000)
-        ),
-        "learning_curve": curve.as_json() if curve is not None else [],
-        # per task from the stored episodes (DualActorAgent rows store theirs); overall from
-        # every online step, for every row
-        "intervention_share": report.intervention_share(
-            report.online_entries(store), tasks, cfg.operator_rate
-        )
-        | {"overall": counter.intervened / max(1, counter.steps), "online_steps": counter.steps},
+    results = train_run(
+        run,
+        make_model=lambda env, store, tasks: make_baseline(row, env, store, seed, cfg.settings),
+        callbacks=[counter],
+        echo=lambda line: None,
+    )
+    results["intervention_share"] |= {
+        "overall": counter.intervened / max(1, counter.steps),
+        "online_steps": counter.steps,
     }
-    if row in COMMAND_ROWS:
-        talk = make_speaking_env(cfg.env_id, cfg.obs_mode)
-        results["with_commands"] = _task_results(
-            evaluate_tasks(model, talk, tasks, cfg.eval_trials, seed + 10_000, use_commands=True)
-        )
-        talk.close()
-    eval_env.close()
-    env.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out)  # a kill mid-write never leaves a half file that resume would trust
+    results = {"row": row, "label": BASELINES[row][1], "seed": seed} | results
+    results["online_steps"] = cfg.online_steps
+    write_results(out, results)  # durable: a kill mid-write never leaves a file resume trusts
     shutil.rmtree(work, ignore_errors=True)
     return results
 
@@ -296,7 +294,7 @@ def _check_same_grid(
                 f"--resume continues the sweep in {path.parent} as it was started; these differ "
                 f"now: {', '.join(changed)}. Resume with the same flags, or use another --output-dir"
             )
-    path.write_text(json.dumps(grid, indent=2) + "\n")
+    write_text(path, json.dumps(grid, indent=2) + "\n")
 
 
 def _fit(

@@ -5,14 +5,16 @@
   the object-store weights hub), deadlines and restarts.
 * :mod:`~daft_agent.fleet.learn`: :func:`learn_fleet`, the agent's ``learn`` on a fleet.
 
+A fleet of simulated robots is :func:`daft_agent.runs.envs.sim_fleet`.
+
 Ray is imported when a fleet starts, so importing this package does not need it.
 """
 
-from daft_agent.fleet.learn import learn_fleet, sim_fleet
-from daft_agent.fleet.remote import ActorState, RobotWorker, SimRobotEnv
+from daft_agent.errors import FleetError
+from daft_agent.fleet.learn import learn_fleet
+from daft_agent.fleet.remote import ActorState, RobotWorker
 from daft_agent.fleet.runner import (
     FleetConfig,
-    FleetError,
     FleetRunner,
     RayWeightsHub,
     RobotSpec,
@@ -27,8 +29,6 @@ __all__ = [
     "RayWeightsHub",
     "RobotSpec",
     "RobotWorker",
-    "SimRobotEnv",
     "ensure_ray",
     "learn_fleet",
-    "sim_fleet",
 ]

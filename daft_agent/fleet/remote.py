@@ -1,7 +1,7 @@
 """The robot side of a fleet: one Ray actor per robot (env + intervention wrapper + policy copy).
 
 A :class:`RobotWorker` runs in its own process. It builds its env from a picklable factory
-(:class:`SimRobotEnv` for the simulated robots), keeps a private copy of the primary actor and an
+(:class:`~daft_agent.runs.envs.SimRobotEnv` for the simulated robots), keeps a private copy of the primary actor and an
 :class:`~daft_agent.actors.ActorLoop`, and answers one call, :meth:`RobotWorker.run_steps`: take up
 to ``n`` env steps, paced like the robot, and return the episodes that finished.
 
@@ -25,57 +25,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from daft_agent.actors import ActorLoop
+from daft_agent.actors import ActorLoop, LocalWeightsHub
+from daft_agent.env_contract import TaskCycle
 from daft_agent.errors import AgentConfigError
-
-#: the robots' control rate (ARCHITECTURE.md: control at 10 Hz)
-CONTROL_HZ = 10.0
-
-
-@dataclass(frozen=True)
-class SimRobotEnv:
-    """A picklable recipe for a simulated robot's env: ``gym.make`` + operator + wrapper.
-
-    Built inside the robot's own process (MuJoCo models and renderers do not cross processes).
-
-    Attributes:
-        env_id: a registered DAFT id, e.g. ``"BoltMultiTask-Sim-v0"``.
-        env_kwargs: keyword arguments of ``gym.make`` (``obs_mode``, ...), merged over the robot
-            preset's options.
-        robot: a calibration preset of :mod:`daft_env.robots` ("A", "B", ...) or None (nominal).
-        operator_seed: seed of the simulated operator.
-        intervention: put the env under the intervention wrapper with a simulated operator
-            (human-in-the-loop training); False gives the bare env.
-    """
-
-    env_id: str = "BoltMultiTask-Sim-v0"
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    robot: str | None = None
-    operator_seed: int = 0
-    intervention: bool = True
-
-    def __call__(self) -> Any:
-        """Make the env (with its operator under the wrapper when ``intervention``)."""
-        import gymnasium as gym
-
-        import daft_env  # noqa: F401  (registers the ids)
-        from daft_env.operator import SimulatedOperator
-        from daft_env.robots import robot_env_kwargs
-        from daft_env.wrappers import InterventionWrapper
-
-        kwargs = {**robot_env_kwargs(self.robot), **dict(self.env_kwargs)}
-        base = gym.make(self.env_id, **kwargs)
-        if not self.intervention:
-            return base
-        return InterventionWrapper(base, SimulatedOperator(base, seed=self.operator_seed))
+from daft_env.spaces import CONTROL_HZ
 
 
 @dataclass(frozen=True)
@@ -98,37 +59,6 @@ class ActorState:
     seed: int = 0
 
 
-class TaskCycle:
-    """Picklable reset options: the agent's tasks round-robin (Algorithm 1 interacts task by task)."""
-
-    def __init__(self, tasks: Sequence[str], start: int = 0) -> None:
-        self.tasks = tuple(tasks)
-        self.i = int(start)
-
-    def __call__(self) -> dict[str, Any] | None:
-        """The next reset's options: ``{"task": name}`` (None for a single task)."""
-        if len(self.tasks) < 2:
-            return None
-        task = self.tasks[self.i % len(self.tasks)]
-        self.i += 1
-        return {"task": task}
-
-
-class _ReceivedWeights:
-    """The robot's side of the weights hub: the latest snapshot this process fetched."""
-
-    def __init__(self) -> None:
-        self.version = -1
-        self._state: dict[str, dict[str, torch.Tensor]] | None = None
-
-    def set(self, version: int, actor_state: dict[str, torch.Tensor]) -> None:
-        self.version = int(version)
-        self._state = {"actor": actor_state}
-
-    def latest(self) -> tuple[int, dict[str, dict[str, torch.Tensor]] | None]:
-        return self.version, self._state
-
-
 def _episode_seed(seed: int, episodes: int) -> int:
     """Seed of the first reset after (re)starting with ``episodes`` already filed."""
     return int(np.random.SeedSequence([int(seed), int(episodes)]).generate_state(1)[0])
@@ -141,7 +71,8 @@ class RobotWorker:
 
     Args:
         name: the robot's name in logs and errors ("A", "robot-0", ...).
-        make_env: picklable zero-argument callable building the env (e.g. :class:`SimRobotEnv`).
+        make_env: picklable zero-argument callable building the env (e.g.
+            :class:`~daft_agent.runs.envs.SimRobotEnv`).
         actor: a private copy of the primary actor (:func:`~daft_agent.actors.actor_copy`).
         tasks: the agent's task names in ``task_id`` order.
         speed: multiple of the 10 Hz control rate to pace at; 0 runs unpaced.
@@ -163,7 +94,7 @@ class RobotWorker:
         self.period = 0.0 if speed == 0 else 1.0 / (CONTROL_HZ * speed)
         self.env = make_env()
         self.actor = actor
-        self.weights = _ReceivedWeights()
+        self.weights = LocalWeightsHub()  # the robot's copy of what the learner published
         self.loop: ActorLoop | None = None
 
     def pid(self) -> int:
@@ -179,7 +110,7 @@ class RobotWorker:
             self.loop = ActorLoop(
                 self.env,
                 self.actor,
-                self.weights,  # type: ignore[arg-type]  (the hub's read side: version, latest)
+                self.weights,
                 self.tasks,
                 reset_options=TaskCycle(self.tasks, start=state.episodes),
                 seed=_episode_seed(state.seed, state.episodes),
@@ -188,7 +119,7 @@ class RobotWorker:
             import ray
 
             actor_state = ray.get(state.weights[0], timeout=60.0)
-            self.weights.set(state.weights_version, actor_state)
+            self.weights.receive(state.weights_version, actor_state)
 
     def run_steps(self, n: int, state: ActorState) -> dict[str, Any]:
         """Take up to ``n`` paced env steps with the weights ``state`` names.
@@ -239,10 +170,7 @@ def robot_actor_class(max_restarts: int = 3) -> Any:
 
 
 __all__ = [
-    "CONTROL_HZ",
     "ActorState",
     "RobotWorker",
-    "SimRobotEnv",
-    "TaskCycle",
     "robot_actor_class",
 ]

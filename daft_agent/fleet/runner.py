@@ -1,12 +1,14 @@
 """The learner side of a fleet: one learner, N robot actors on Ray (RQ5: centralised learner).
 
 :class:`FleetRunner` is the :class:`~daft_agent.actors.OnlineRunner` (same learner thread, same
-pacing rule, same ``max_update_lag``) with the one in-process interaction loop replaced by N
-:class:`~daft_agent.fleet.remote.RobotWorker` Ray actors. Its :meth:`FleetRunner.run` loop hands
-each idle robot a chunk of ``chunk_steps`` env steps, waits on the chunks in flight with
-``ray.wait(timeout=...)``, files each returned episode at once (``on_episode``: the agent's
-``add_episode``, which writes the durable store first) and counts the chunk's steps into the
-learner's allowance,
+pacing rule, same ``max_update_lag``) whose interaction is N
+:class:`~daft_agent.fleet.remote.RobotWorker` Ray actors instead of one in-process loop, and
+whose weights go through :class:`RayWeightsHub`. :meth:`DualActorAgent.learn
+<daft_agent.agent.DualActorAgent.learn>` (``fleet=FleetConfig(...)``) files what its
+:meth:`FleetRunner.steps` yields, as it does for one robot. That loop hands each idle robot a
+chunk of ``chunk_steps`` env steps, waits on the chunks in flight with ``ray.wait(timeout=...)``,
+yields each returned chunk's episodes with its first step (the agent writes them to the durable
+store first) and counts the chunk's steps into the learner's allowance,
 
     updates allowed = utd_ratio * (env steps of all robots - steps when ready) + updates at start,
 
@@ -34,24 +36,20 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from torch import nn
 
-from daft_agent.actors import OnlineRunner, RunnerConfig
-from daft_agent.errors import AgentConfigError
-from daft_agent.fleet.remote import CONTROL_HZ, ActorState, robot_actor_class
+from daft_agent.actors import OnlineRunner, OnlineStep, RunnerConfig
+from daft_agent.errors import AgentConfigError, FleetError
+from daft_agent.fleet.remote import ActorState, robot_actor_class
 from daft_agent.update import Learner
-from hardware.errors import DaftError
+from daft_env.spaces import CONTROL_HZ
 
 log = logging.getLogger("daft.fleet")
-
-
-class FleetError(DaftError, RuntimeError):
-    """The fleet cannot go on: every robot is gone, or a robot's env raised an error."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +102,10 @@ class FleetConfig:
         if self.deadline_margin_s <= 0 or self.start_timeout_s <= 0:
             raise AgentConfigError("deadline_margin_s and start_timeout_s must be > 0")
 
+    def runner(self, **kwargs: Any) -> FleetRunner:
+        """The :class:`FleetRunner` of this fleet (``kwargs``: its other arguments)."""
+        return FleetRunner(fleet=self, **kwargs)
+
     def chunk_deadline(self, starting: bool) -> float:
         """Seconds a robot may take to answer one chunk (plus start-up when ``starting``)."""
         paced = 0.0 if self.speed == 0 else self.chunk_steps / (CONTROL_HZ * self.speed)
@@ -123,11 +125,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 class RayWeightsHub:
-    """Versioned primary-actor weights in Ray's object store: one ``ray.put`` per publication.
+    """A :class:`~daft_agent.actors.WeightsHub` in Ray's object store: one ``ray.put`` each.
 
-    The learner thread publishes; the dispatch loop reads :meth:`latest_ref` and hands the
-    reference to robots whose version is older. Only the primary actor travels: it is the only
-    mode that acts during training.
+    The learner thread publishes; the dispatch loop reads :meth:`latest` and hands the reference
+    to robots whose version is older. Only the primary actor travels: it is the only mode that
+    acts during training.
     """
 
     def __init__(self) -> None:
@@ -135,7 +137,7 @@ class RayWeightsHub:
         self._version = 0
         self._ref: Any = None
 
-    def publish(self, actor: nn.Module, refinement: nn.Module | None = None) -> int:
+    def publish(self, actor: nn.Module) -> int:
         """Put a CPU copy of ``actor``'s weights into the object store; returns the new version."""
         import ray
 
@@ -151,7 +153,7 @@ class RayWeightsHub:
         """The latest published version (0 before the first)."""
         return self._version
 
-    def latest_ref(self) -> tuple[int, Any]:
+    def latest(self) -> tuple[int, Any]:
         """(version, object reference) of the latest publication."""
         with self._lock:
             return self._version, self._ref
@@ -197,13 +199,6 @@ class RobotProgress:
         }
 
 
-class _HubHolder:
-    """What :class:`OnlineRunner` needs of its loop: the hub it publishes to."""
-
-    def __init__(self, hub: RayWeightsHub) -> None:
-        self.hub = hub
-
-
 class FleetRunner(OnlineRunner):
     """One learner thread, N Ray robot actors (module docstring).
 
@@ -217,8 +212,9 @@ class FleetRunner(OnlineRunner):
         tasks: the agent's task names in ``task_id`` order.
         updates_done: online updates already done (a resumed run continues its count).
         on_update: called with each update's diagnostics, under ``lock``.
-        on_episode: called with ``(robot name, episode)`` as each episode arrives.
     """
+
+    hub: RayWeightsHub
 
     def __init__(
         self,
@@ -230,21 +226,12 @@ class FleetRunner(OnlineRunner):
         tasks: Sequence[str],
         updates_done: int = 0,
         on_update: Callable[[dict[str, float]], None] | None = None,
-        on_episode: Callable[[str, Any], None] | None = None,
     ) -> None:
-        super().__init__(
-            _HubHolder(RayWeightsHub()), learner, lock, config, updates_done, on_update
-        )  # type: ignore[arg-type]
+        super().__init__(None, learner, lock, config, updates_done, on_update, RayWeightsHub())
         self.fleet = fleet
         self.actor = actor
         self.tasks = tuple(tasks)
-        self.on_episode = on_episode
         self.robots = [RobotProgress(spec.name, i) for i, spec in enumerate(fleet.robots)]
-
-    @property
-    def hub(self) -> RayWeightsHub:
-        """The weights hub the learner publishes to."""
-        return self.loop.hub  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FleetRunner:
@@ -319,7 +306,7 @@ class FleetRunner(OnlineRunner):
             return self.updates_allowed() - self.updates_done > self.config.max_update_lag
 
     def _dispatch(self, robot: RobotProgress, n: int) -> None:
-        version, ref = self.hub.latest_ref()
+        version, ref = self.hub.latest()
         state = ActorState(
             weights_version=version,
             weights=[ref] if ref is not None else [],
@@ -332,8 +319,8 @@ class FleetRunner(OnlineRunner):
         robot.deadline_s = self.fleet.chunk_deadline(robot.starting)
         robot.deadline = time.monotonic() + robot.deadline_s
 
-    def _receive(self, robot: RobotProgress) -> int:
-        """File what a finished chunk returned; returns its env steps (0 when the call failed)."""
+    def _receive(self, robot: RobotProgress) -> tuple[int, list[Any]]:
+        """What a finished chunk returned: its env steps and episodes (0, [] when it failed)."""
         import ray
 
         ref, robot.inflight = robot.inflight, None
@@ -350,17 +337,17 @@ class FleetRunner(OnlineRunner):
                 )
             robot.starting = True
             robot.not_before = time.monotonic() + 0.2  # do not spin on a restarting process
-            return 0
+            return 0, []
         except ray.exceptions.RayActorError as exc:  # died for good: no restarts left
             self._drop(
                 robot,
                 f"died and Ray will not restart it (max_restarts={self.fleet.max_restarts}): "
                 f"{_first_line(exc)}",
             )
-            return 0
+            return 0, []
         except ray.exceptions.GetTimeoutError:
             self._drop(robot, "finished a chunk whose result could not be fetched within 10 s")
-            return 0
+            return 0, []
         except ray.exceptions.RayTaskError as exc:
             raise FleetError(f"robot {robot.name!r}: its env raised an error: {exc}") from exc
         robot.starting = False
@@ -372,8 +359,6 @@ class FleetRunner(OnlineRunner):
             robot.intervened_steps += int(np.sum(episode.intervened))
             robot.episode_steps += len(episode)
             robot.version_lag = self.hub.version - int(episode.metadata.get("weights_version", 0))
-            if self.on_episode is not None:
-                self.on_episode(robot.name, episode)
         steps = int(out["steps"])
         robot.steps += steps
         with self._progress:
@@ -382,15 +367,14 @@ class FleetRunner(OnlineRunner):
         if self.config.lockstep:
             while self.updates_done < self.updates_allowed():
                 self._update_once()
-        return steps
+        return steps, out["episodes"]
 
-    def run(self, total_steps: int, on_steps: Callable[[int], bool] | None = None) -> int:
-        """Collect ``total_steps`` env steps across the fleet; returns the steps collected.
+    def steps(self, total_steps: int) -> Iterator[OnlineStep]:
+        """``total_steps`` env steps across the fleet, chunk by chunk as robots return them.
 
-        Args:
-            total_steps: env steps to collect (all robots together).
-            on_steps: called with each returned chunk's step count after its episodes are filed;
-                returning False stops the run (no new chunks; those in flight are abandoned).
+        Each returned chunk yields one :class:`~daft_agent.actors.OnlineStep` per env step, its
+        episodes with the first. Leaving the iteration early stops the run (no new chunks; those
+        in flight are abandoned).
 
         Raises:
             FleetError: no robot is left, or a robot's env raised.
@@ -417,11 +401,12 @@ class FleetRunner(OnlineRunner):
                 continue
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.1)
             for ref in ready:
-                robot = inflight[ref]
-                steps = self._receive(robot)
+                steps, episodes = self._receive(inflight[ref])
                 done += steps
-                if steps and on_steps is not None and not on_steps(steps):
-                    return done
+                for i in range(steps):
+                    yield OnlineStep(
+                        {}, False, 0.0, None, episodes if i == 0 else [], steps - 1 - i
+                    )
             now = time.monotonic()
             for robot in self.robots:
                 if robot.inflight is not None and now > robot.deadline:
@@ -429,7 +414,6 @@ class FleetRunner(OnlineRunner):
                         robot,
                         f"did not answer run_steps within its {robot.deadline_s:.1f} s deadline",
                     )
-        return done
 
     def record(self, logger: Any) -> None:
         """Write every robot's figures to an SB3 logger under ``fleet/<robot>/...``."""
@@ -445,7 +429,6 @@ def _first_line(exc: BaseException) -> str:
 
 __all__ = [
     "FleetConfig",
-    "FleetError",
     "FleetRunner",
     "RayWeightsHub",
     "RobotProgress",

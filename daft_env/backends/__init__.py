@@ -20,10 +20,21 @@ _BACKENDS: dict[str, str | Callable[..., Backend]] = {
 }
 
 
-def register_backend(name: str, factory: str | Callable[..., Backend]) -> None:
-    """Register a backend factory (a callable or a lazy ``"module:attribute"`` path) by name."""
+def register_backend(
+    name: str, factory: str | Callable[..., Backend], *, overwrite: bool = False
+) -> None:
+    """Register a backend factory (a callable or a lazy ``"module:attribute"`` path) by name.
+
+    A name that is taken is an error unless ``overwrite`` (tests, plugins): two packages
+    silently fighting over one name is a hard bug to find (``hardware.registry`` does the same).
+    """
     if not name or not isinstance(name, str):
         raise ConfigError(f"backend name must be a non-empty string, got {name!r}")
+    if name in _BACKENDS and not overwrite:
+        raise ConfigError(
+            f"a backend named {name!r} is already registered; pick another name or pass "
+            "overwrite=True"
+        )
     _BACKENDS[name] = factory
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from daft_env.durable import write_with
 from daft_env.errors import ConfigError, ModelFileError
 from daft_env.success.data import IMAGE_KEYS, center_square
 
@@ -165,10 +166,7 @@ class SuccessClassifier(nn.Module):
             "state_dict": self.state_dict(),
             "metrics": {k: v for k, v in dict(metrics or {}).items() if _plain(v)},
         }
-        tmp = p.with_name(p.name + ".partial")
-        torch.save(payload, tmp)
-        os.replace(tmp, p)
-        return p
+        return write_with(p, lambda fh: torch.save(payload, fh))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SuccessClassifier:

@@ -11,7 +11,7 @@ from support.learner_fixtures import make_policy, tiny_agent
 from support.toy_env import ToyBoltEnv, fill_store_with_demos, toy_hil_env
 from support.waiting import wait_until
 
-from daft_agent.actors import ActorLoop, WeightsHub, actor_copy
+from daft_agent.actors import ActorLoop, LocalWeightsHub, actor_copy
 from daft_agent.update import Learner
 from daft_env.store import EpisodeStore
 from daft_env.tasks import TASK_NAMES
@@ -60,9 +60,9 @@ def _same_weights(a, b):
 def test_published_weights_reach_the_actor_and_the_next_episodes_metadata():
     tasks = ("upright",)
     env = ToyBoltEnv(tasks=tasks, max_steps=4)
-    hub = WeightsHub()
+    hub = LocalWeightsHub()
     policy, loop, out = _loop(env, tasks, hub)
-    v1 = hub.publish(policy.actor, policy.refinement)
+    v1 = hub.publish(policy.actor)
     first = _run_episode(loop)
     assert first.metadata["weights_version"] == v1
     assert _same_weights(loop.actor, policy.actor)
@@ -73,7 +73,7 @@ def test_published_weights_reach_the_actor_and_the_next_episodes_metadata():
     assert second.metadata["weights_version"] == v1
     assert not _same_weights(loop.actor, policy.actor)
 
-    v2 = hub.publish(policy.actor, policy.refinement)
+    v2 = hub.publish(policy.actor)
     assert v2 > v1
     third = _run_episode(loop)
     assert third.metadata["weights_version"] == v2
@@ -85,16 +85,16 @@ def test_published_weights_reach_the_actor_and_the_next_episodes_metadata():
 def test_the_actor_acts_with_the_published_weights():
     """Two loops with the same seed act identically until one of them gets new weights."""
     tasks = ("upright",)
-    hubs = WeightsHub(), WeightsHub()
+    hubs = LocalWeightsHub(), LocalWeightsHub()
     runs = [_loop(ToyBoltEnv(tasks=tasks, max_steps=6), tasks, hub) for hub in hubs]
     for (policy, _, _), hub in zip(runs, hubs, strict=True):
-        hub.publish(policy.actor, policy.refinement)
+        hub.publish(policy.actor)
     eps = [_run_episode(loop) for _, loop, _ in runs]
     np.testing.assert_array_equal(eps[0].actions, eps[1].actions)
 
     policy, _, _ = runs[1]
     _perturb(policy.actor, 2)
-    hubs[1].publish(policy.actor, policy.refinement)
+    hubs[1].publish(policy.actor)
     eps = [_run_episode(loop) for _, loop, _ in runs]
     assert not np.array_equal(eps[0].actions, eps[1].actions)
 
@@ -107,9 +107,9 @@ def test_episodes_are_filed_under_their_task_and_global_task_id(tmp_path):
     tasks = ("pickup", "assemble")
     env = ToyBoltEnv(tasks=tasks, max_steps=3)
     order = iter(["assemble", "pickup", "pickup", "assemble"])
-    hub = WeightsHub()
+    hub = LocalWeightsHub()
     policy, loop, _ = _loop(env, tasks, hub, reset_options=lambda: {"task": next(order)})
-    hub.publish(policy.actor, policy.refinement)
+    hub.publish(policy.actor)
     store = EpisodeStore(tmp_path / "store")
     episodes = [_run_episode(loop) for _ in range(4)]
     assert [e.task for e in episodes] == ["assemble", "pickup", "pickup", "assemble"]
@@ -127,9 +127,9 @@ def test_multitask_sim_env_episodes_carry_the_task_that_ran():
     try:
         tasks = TASK_NAMES
         order = iter(["assemble", "upright", "pickup"])
-        hub = WeightsHub()
+        hub = LocalWeightsHub()
         policy, loop, _ = _loop(env, tasks, hub, reset_options=lambda: {"task": next(order)})
-        hub.publish(policy.actor, policy.refinement)
+        hub.publish(policy.actor)
         episodes = [_run_episode(loop) for _ in range(3)]
     finally:
         env.close()

@@ -106,7 +106,7 @@ def test_the_episode_ending_on_a_callback_stop_is_stored(store):
 
 
 def _pickup_store(tmp_path, n):
-    from daft_agent.cli.collect import collect_demos
+    from daft_env.demos import collect_demos
 
     store = EpisodeStore(tmp_path / "store")
     collect_demos(store, "BoltPickup-Sim-v0", "pickup", n, "state", progress=False)

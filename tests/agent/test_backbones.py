@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from tiny_vla import pixel_space, random_obs, save_tiny_smolvla, save_tiny_vilt
+from support.tiny_vla import pixel_space, random_obs, save_tiny_smolvla, save_tiny_vilt
 
-from daft_agent.backbones import ReadoutBackbone, SmolVLABackbone, kv_pool
 from daft_agent.backbones.cache import frozen_backbone, parse_spec
-from daft_agent.backbones.smolvla import layer_kv
-from daft_agent.encoders import make_backbone
+from daft_agent.backbones.readout import ReadoutBackbone
+from daft_agent.backbones.registry import make_backbone
+from daft_agent.backbones.smolvla import SmolVLABackbone, kv_pool, layer_kv
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
 
 torch.set_num_threads(1)

@@ -1,12 +1,19 @@
-"""The vectorised per-task critics: same Q as separate per-task ensembles, and no leak across tasks."""
+"""The per-task critics: the vectorised ensemble (same Q as separate per-task ensembles, no leak
+across tasks), Monte-Carlo returns and the Cal-QL terms."""
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 
-from daft_agent.critics import TaskCritics, TaskRouting
-from daft_agent.encoders import make_backbone
+from daft_agent.backbones.registry import make_backbone
+from daft_agent.critics import (
+    TaskCritics,
+    TaskRouting,
+    calql_lower_bound,
+    calql_per_row,
+    monte_carlo_returns,
+)
 from daft_agent.errors import AgentConfigError
 
 torch.set_num_threads(1)
@@ -152,3 +159,53 @@ def test_routing_task_mean_and_bad_task_ids():
 
 def test_keys_name_the_tasks():
     assert make_critics().keys() == {"a", "b", "c"}
+
+
+def test_mc_returns_successful_episode():
+    g = monte_carlo_returns([0, 0, 1], [False, False, True], gamma=0.9)
+    assert g.tolist() == pytest.approx([0.81, 0.9, 1.0])
+
+
+def test_mc_returns_truncation_does_not_leak_across_episodes():
+    # episode A: 2 steps, failed, truncated; episode B: 2 steps, success.
+    rewards = [0, 0, 0, 1]
+    terminated = [False, False, False, True]
+    truncated = [False, True, False, False]
+    g = monte_carlo_returns(rewards, terminated, truncated, gamma=0.9)
+    assert g.tolist() == pytest.approx([0.0, 0.0, 0.9, 1.0])
+    # the pitfall: resetting only on `terminated` lets the failed episode inherit B's success
+    leaky = monte_carlo_returns(rewards, terminated, None, gamma=0.9)
+    assert leaky[0] > 0
+
+
+def test_mc_returns_truncated_tail_bootstrap_value_and_last_step():
+    g = monte_carlo_returns([0, 0], [False, False], [False, True], gamma=0.5, truncation_value=1.0)
+    assert g.tolist() == pytest.approx([0.25, 0.5])
+    # an array ending without a flag is treated as truncated (never chained into anything)
+    assert monte_carlo_returns([1, 1], [False, False], gamma=0.5).tolist() == pytest.approx(
+        [1.5, 1.0]
+    )
+    with pytest.raises(AgentConfigError):
+        monte_carlo_returns([0, 1], [False], gamma=0.9)
+
+
+def test_calql_lower_bound_hand_values_and_gradient():
+    q = torch.tensor([[[0.1, 0.9], [0.4, 0.2]]], requires_grad=True)  # (E=1, B=2, n=2)
+    mc = torch.tensor([0.5, 0.3])
+    bound = calql_lower_bound(q, mc)
+    assert torch.allclose(bound, torch.tensor([[[0.5, 0.9], [0.4, 0.3]]]))
+    bound.sum().backward()
+    # only Q values above their MC return carry gradient (the others are replaced by the bound)
+    assert q.grad.tolist() == [[[0.0, 1.0], [1.0, 0.0]]]
+
+
+def test_calql_regulariser_pushes_data_up_and_ood_down():
+    q_data = torch.zeros(2, 3, requires_grad=True)
+    q_rand = torch.zeros(2, 3, 4, requires_grad=True)
+    q_pi = torch.zeros(2, 3, 4, requires_grad=True)
+    q_next = torch.zeros(2, 3, 4, requires_grad=True)
+    reg = calql_per_row(q_data, q_rand, q_pi, q_next, torch.full((3,), -1.0)).mean()
+    # all 12 sampled values equal 0: logsumexp = log 12 per state
+    assert reg.item() == pytest.approx(2 * np.log(12.0))
+    reg.backward()
+    assert torch.all(q_data.grad < 0) and torch.all(q_rand.grad > 0) and torch.all(q_pi.grad > 0)

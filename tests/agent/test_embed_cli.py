@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from tiny_vla import pixel_episode, save_tiny_smolvla, save_tiny_vilt
+from support.tiny_vla import pixel_episode, save_tiny_smolvla, save_tiny_vilt
 
 from daft_agent.backbones.cache import (
     EmbedObservation,
@@ -14,9 +14,9 @@ from daft_agent.backbones.cache import (
     frozen_backbone,
     space_of,
 )
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.buffers import DualActorReplay
 from daft_agent.cli import main
-from daft_agent.encoders import EMBEDDING_KEY
 from daft_env.embeddings import IDENTITY_FILE, has_embeddings, read_embedding_identity
 from daft_env.errors import StoreError
 from daft_env.store import EpisodeStore

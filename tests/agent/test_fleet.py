@@ -19,7 +19,8 @@ from support.toy_env import ToyBoltEnv, toy_hil_env
 from support.waiting import wait_until
 
 from daft_agent.agent import DualActorAgent
-from daft_agent.fleet import FleetConfig, FleetError, RobotSpec, learn_fleet
+from daft_agent.errors import FleetError
+from daft_agent.fleet import FleetConfig, RobotSpec, learn_fleet
 
 torch.set_num_threads(1)
 TASKS = ("upright",)
@@ -158,10 +159,14 @@ def test_a_killed_learner_resumes_from_its_checkpoint_and_store_and_the_robots_r
     before = {r: len(_stored(store, r)) for r in ("robot-0", "robot-1")}
     assert sum(before.values()) > 0  # the killed run's episodes are in the store ...
     agent.load_buffers()  # ... and in the resumed learner's buffers: no prompt, no re-initialising
-    online = sum(len(ep) for ep in store.episodes() if ep.kind != "demos")
+    online = [ep for ep in store.episodes() if ep.kind != "demos"]
+    steps = sum(len(ep) for ep in online)
+    intervened = sum(int(ep.intervened.sum()) for ep in online)
     sizes = agent.replay.sizes()
-    # every online step is a rollout for the critics (interventions also in their own buffer)
-    assert sizes["upright/rollouts"] == online > 0
+    # every online step is in the buffers: the policy's as rollouts, the operator's as
+    # interventions (which join the demos, Algorithm 1 lines 28-29: interventions_as_demos)
+    assert sizes["upright/rollouts"] + sizes["upright/interventions"] == steps > 0
+    assert sizes["upright/interventions"] == intervened
 
     runner = learn_fleet(agent, 30, two_toy_robots(), reset_num_timesteps=False)
 
@@ -196,23 +201,3 @@ def test_max_update_lag_holds_the_robots_back_across_processes(local_ray, tmp_pa
     assert (
         agent.online_updates_done >= 2.0 * 150
     )  # the learner did the owed work, it was not skipped
-
-
-def test_daft_train_refuses_fleet_options_that_disagree():
-    from argparse import Namespace
-
-    from daft_agent.cli.train import _learn_on_fleet
-    from hardware.errors import ConfigError
-
-    def run(**kw):
-        args = Namespace(
-            **{"actors": None, "robots": None, "seed": 0, "speed": 1.0, "address": None, **kw}
-        )
-        _learn_on_fleet(None, args, "BoltAssemble-Sim-v0", "state", 10, None)
-
-    with pytest.raises(ConfigError, match="--actors 3 but --robots names 2 robots"):
-        run(actors=3, robots="A,B")
-    with pytest.raises(ConfigError, match=r"unknown robot 'Z'; the presets are \['A', 'B'\]"):
-        run(robots="A,Z")
-    with pytest.raises(ConfigError, match="--actors must be >= 1"):
-        run(actors=0)

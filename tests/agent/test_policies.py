@@ -9,7 +9,7 @@ from support.learner_fixtures import make_policy, tiny_agent
 from support.toy_env import ToyBoltEnv, fill_store_with_demos
 
 from daft_agent import DualActorAgent
-from daft_agent.encoders import VocabularyCommandEncoder
+from daft_agent.commands import VocabularyCommandEncoder
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_env.store import EpisodeStore
 

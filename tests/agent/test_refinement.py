@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from daft_agent.commands import VocabularyCommandEncoder
 from daft_agent.consistency import ConsistencyHead
-from daft_agent.encoders import VocabularyCommandEncoder
 from daft_agent.refinement import RefinementActor, null_regulariser, refinement_losses
 
 torch.set_num_threads(1)

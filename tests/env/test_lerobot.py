@@ -190,6 +190,16 @@ def test_export_then_import_gives_back_actions_flags_and_commands(store, tmp_pat
         )
 
 
+def test_importing_the_same_dataset_twice_adds_its_episodes_once(store, tmp_path):
+    out = tmp_path / "lr"
+    export_lerobot(store.episodes(), out)
+    back = EpisodeStore(tmp_path / "back")
+    assert import_lerobot(out, back) == 3
+    assert import_lerobot(out, back) == 0  # the second run finds every episode already there
+    assert back.count(kind="demos") == 3
+    assert import_lerobot(out, back, kind="rollouts") == 3  # another kind is another copy
+
+
 def test_foreign_dataset_needs_a_task_and_defaults_to_successful_demos(store, tmp_path):
     out = tmp_path / "lr"
     export_lerobot(store.episodes(task="pickup"), out)

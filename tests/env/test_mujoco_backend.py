@@ -109,10 +109,14 @@ def test_backend_registry():
     assert {"mujoco", "real"} <= set(available_backends())
     with pytest.raises(ConfigError, match="mujoco"):
         make_backend("gazebo")
-    register_backend("tiny_mujoco", lambda **kw: MujocoBackend("scene_pickup.xml", **kw))
+    register_backend(
+        "tiny_mujoco", lambda **kw: MujocoBackend("scene_pickup.xml", **kw), overwrite=True
+    )
     b = make_backend("tiny_mujoco", randomize=False)
     assert isinstance(b, MujocoBackend) and not b.randomize
     b.close()
+    with pytest.raises(ConfigError, match="'mujoco' is already registered"):
+        register_backend("mujoco", MujocoBackend)  # a clash is an error, not a silent swap
 
 
 def test_ik_rotation_error_matches_hardware_rotations():

@@ -116,3 +116,25 @@ def test_off_by_default():
     ps = env.unwrapped.privileged_state()
     np.testing.assert_allclose(field(obs["state"], "bolt_pos"), ps["bolt_pos"], atol=1e-6)
     env.close()
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_perception_mix_perturbs_the_chosen_share_of_episodes(p):
+    import gymnasium as gym
+
+    from daft_env.perception import PerceptionMix
+
+    env = PerceptionMix(
+        gym.make("BoltMultiTask-Sim-v0", obs_mode="state", perception_error=True), p, seed=0
+    )
+    truth = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
+    flags = []
+    for seed in range(8):
+        obs, info = env.reset(seed=seed)
+        true_obs, _ = truth.reset(seed=seed)
+        flags.append(info["perception_error"])
+        # the policy's view is off exactly in the perturbed episodes, true in the others
+        assert (not np.allclose(obs["state"], true_obs["state"])) is info["perception_error"]
+    assert set(flags) == ({False, True} if p == 0.5 else {bool(p)})
+    env.close()
+    truth.close()

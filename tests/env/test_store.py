@@ -366,19 +366,21 @@ def test_sigkill_during_a_write_loses_only_that_episode(tmp_path):
 
 
 def test_add_fsyncs_the_file_before_its_rename_and_the_directory_after(tmp_path, monkeypatch):
+    import daft_env.durable as durable_module
     import daft_env.store as store_module
 
     store = EpisodeStore(tmp_path / "s")
     events = []
-    real_fsync, real_replace = store_module.fsync_path, os.replace
-    monkeypatch.setattr(store_module, "fsync_path", lambda p: events.append(("fsync", Path(p))))
+    real_replace = os.replace
+    for module in (store_module, durable_module):
+        monkeypatch.setattr(module, "fsync_path", lambda p: events.append(("fsync", Path(p))))
     monkeypatch.setattr(
         store_module.os,
         "replace",
         lambda a, b: (events.append(("rename", Path(a))), real_replace(a, b))[1],
     )
     final = store.add(make_episode(T=3, images=False))
-    monkeypatch.setattr(store_module, "fsync_path", real_fsync)
+    monkeypatch.undo()
     renames = [i for i, (kind, _) in enumerate(events) if kind == "rename"]
     tmp = events[renames[0]][1]
     assert tmp.name.startswith(".tmp-") and tmp.parent == final.parent

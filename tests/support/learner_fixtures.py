@@ -16,7 +16,7 @@ import torch
 from gymnasium import spaces
 
 from daft_agent.buffers import DualActorReplay
-from daft_agent.encoders import VocabularyCommandEncoder
+from daft_agent.commands import VocabularyCommandEncoder
 from daft_agent.policies import DualActorPolicy
 from daft_agent.update import Learner, LearnerConfig
 from daft_env.episode import Episode

@@ -1,4 +1,4 @@
-"""What ``daft train`` reports: a learning curve, two evaluated conditions, the intervention share.
+"""What a training run reports: a learning curve, two evaluated conditions, the intervention share.
 
 Three figures tell a run apart from its progress bar (issue 10):
 
@@ -30,21 +30,19 @@ Three figures tell a run apart from its progress bar (issue 10):
 
 ``results.json`` keeps the nominal keys at the top (``autonomous``, ``with_commands``), as
 ``daft evaluate --json`` writes them, and adds ``perturbed``, ``learning_curve`` and
-``intervention_share``.
+``intervention_share``; :func:`write_results` writes it durably (:mod:`daft_env.durable`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
-from daft_agent.evaluation import (
-    PeriodicEvaluation,
-    evaluate_condition,
-    format_table,
-    make_speaking_env,
-    results_dict,
-)
+from daft_agent.evaluation import PeriodicEvaluation, evaluate_condition, format_table, results_dict
+from daft_agent.runs.envs import make_speaking_env
+from daft_env.durable import write_text
 
 #: online episode kinds in the store (``demos`` are the offline ones)
 ONLINE_KINDS = ("rollouts", "interventions")
@@ -201,9 +199,12 @@ def conditions_for(
     """``(name, table title, perception_error)`` per condition, and why perturbed is left out.
 
     The perception error offsets the state observation only (:mod:`daft_env.perception`), so a
-    pixel run has the nominal condition alone, with the reason (None when both run).
+    pixel run has the nominal condition alone, with the reason (None when both run); so has a
+    run that asks for no perception error (``perception_error`` None).
     """
     nominal = ("nominal", "nominal", None)
+    if perception_error is None:
+        return [nominal], "no perception error was asked for"
     if obs_mode == "state":
         return [nominal, ("perturbed", PERTURBED_TITLE, perception_error)], None
     return [nominal], (
@@ -222,10 +223,12 @@ def evaluate_both_conditions(
     perception_error: Any,
     echo: Callable[[str], None] = print,
     wrap: Callable[[Any], Any] = lambda env: env,
+    with_commands: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """Nominal and perturbed, each autonomous and with spoken commands, on the same seeds.
 
-    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h).
+    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h);
+    ``with_commands=False`` leaves the with-commands column out (a learner that takes none).
 
     Returns the ``results.json`` fields (nominal at the top level, ``perturbed`` beside them, or
     ``{"skipped": reason}`` for a pixel run) and the printed tables.
@@ -240,12 +243,15 @@ def evaluate_both_conditions(
     tables = []
     for name, title, perception in conditions:
         env = wrap(gym.make(env_id, obs_mode=obs_mode, perception_error=perception))
-        talk_env = wrap(make_speaking_env(env_id, obs_mode, perception, seed=seed + 1))
+        talk_env = None
+        if with_commands:
+            talk_env = wrap(make_speaking_env(env_id, obs_mode, perception, seed=seed + 1))
         try:
             cond = evaluate_condition(agent, env, talk_env, tasks, trials, seed=seed)
         finally:
             env.close()
-            talk_env.close()
+            if talk_env is not None:
+                talk_env.close()
         table = format_table(cond["autonomous"], cond["with_commands"], title=title)
         echo(table)
         tables.append(table)
@@ -257,6 +263,16 @@ def evaluate_both_conditions(
             entry["perception_error"] = {"min_offset": err.min_offset, "max_offset": err.max_offset}
             results[name] = entry
     return results, tables
+
+
+def write_results(path: Path, results: dict[str, Any]) -> Path:
+    """Write ``results.json`` durably (a kill mid-write leaves the previous file)."""
+    return write_text(path, json.dumps(results, indent=2) + "\n")
+
+
+def write_table(path: Path, tables: Sequence[str]) -> Path:
+    """Write the printed tables of the final evaluation durably."""
+    return write_text(path, "\n\n".join(tables) + "\n")
 
 
 __all__ = [
@@ -271,4 +287,6 @@ __all__ = [
     "merge_curve",
     "online_entries",
     "share_over_training",
+    "write_results",
+    "write_table",
 ]
