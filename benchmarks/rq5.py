@@ -44,7 +44,10 @@ from daft_agent.agent import DualActorAgent  # noqa: E402
 from daft_agent.evaluation import evaluate_tasks  # noqa: E402
 from daft_agent.fleet import ensure_ray  # noqa: E402
 from daft_agent.runs.config import TINY as RUN_TINY  # noqa: E402
-from daft_agent.runs.config import RunConfig  # noqa: E402
+from daft_agent.runs.config import (
+    WARMUP_STEPS,  # noqa: E402
+    RunConfig,  # noqa: E402
+)
 from daft_agent.runs.envs import make_env  # noqa: E402
 from daft_agent.runs.train import train_run  # noqa: E402
 from daft_env.demos import collect_demos  # noqa: E402
@@ -148,7 +151,7 @@ def main() -> None:
     )
     parser.add_argument("--tiny", action="store_true", help="tiny sizes: checks the pipeline only")
     args = parser.parse_args()
-    defaults = {"steps": 6000, "warmup": 2000, "demos": 20, "trials": 25}
+    defaults = {"steps": 6000, "warmup": WARMUP_STEPS, "demos": 20, "trials": 25}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, TINY[key] if args.tiny else value)

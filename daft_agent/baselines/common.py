@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from daft_agent.errors import AgentConfigError
+from daft_agent.runs.config import BATCH_SIZE, WARMUP_STEPS
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ class BaselineSettings:
         learning_starts: env steps before SAC's first update (SAC rows).
     """
 
-    warmup_steps: int = 2000
-    batch_size: int = 256
+    warmup_steps: int = WARMUP_STEPS
+    batch_size: int = BATCH_SIZE
     min_rollouts_per_task: int = 100
     hidden: tuple[int, ...] | None = None
     learning_starts: int = 100

@@ -65,6 +65,10 @@ TINY = {
 }
 #: demos per task, final evaluation trials per task and column, the operator's target_rate
 DEMOS, EVAL_TRIALS, OPERATOR_RATE = 20, 50, 0.15
+#: the state preset's warm-up updates and batch size, which every Table I row shares too
+#: (:class:`daft_agent.baselines.common.BaselineSettings`)
+WARMUP_STEPS = _RUN["warmup_steps"]
+BATCH_SIZE = PRESETS["state"]["agent"]["batch_size"]
 #: env steps between checkpoints
 CHECKPOINT_EVERY = 2_500
 #: seed offsets of the final evaluation and of the learning curve's scenes (kept apart from the
