@@ -46,7 +46,7 @@ setup(
             "sentencepiece>=0.2",
             # LeRobotDataset export/import tests (daft_env/lerobot.py)
             "pyarrow>=14",
-            # the live view and recordings (daft_env/display.py) and AV1 video
+            # the live view and recordings (daft_env/display/) and AV1 video
             # (daft_env/videoio.py); floors are the versions tested
             "rerun-sdk>=0.41",
             "av>=18.1",

@@ -27,14 +27,13 @@ import gymnasium as gym
 import numpy as np
 
 import daft_env  # noqa: F401
+from daft_agent.runs.envs import operated
 from daft_env.display import DisplayWrapper, StepStream
-from daft_env.operator import SimulatedOperator
-from daft_env.wrappers import InterventionWrapper
 
 
 def operated_env() -> gym.Env:
     base = gym.make("BoltMultiTask-Sim-v0", obs_mode="state")
-    return InterventionWrapper(base, SimulatedOperator(base, target_rate=0.15, seed=0))
+    return operated(base, target_rate=0.15, seed=0)
 
 
 def run(env: gym.Env, episodes: int, seed: int) -> list[float]:

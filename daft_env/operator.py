@@ -50,19 +50,14 @@ near zero on a task the policy solves. ``adapt=True`` restores a quantile-tracki
 
     log theta <- log theta + kappa (1[intervened] - r),   theta in [theta_min, theta_max],
 
-which aims at the share r whatever the policy does. Measured with ``daft train --preset state``
-(seed 0, 15,000 steps): with it the operator held 12.2 % and 12.8 % of the steps of upright and
-pickup, two tasks the policy already solved 99-100 % of the time alone, and 18.4 % of assemble's.
-Defaults, measured with ``benchmarks/operator_need.py`` on checkpoints of ``daft train``: theta =
-0.5 held for ``persist_steps`` = 3 steps (0.3 s, a person's reaction time), with going the plan's
-way more slowly forgiven (``slow_ok``). A noise-0.05 expert (1 mm per step off the plan) deviates
-by about 0.11; a policy pushing into the slot 2 mm out of line by 0.6 or more. With theta = 0.3
-held 2 steps, a warm-up policy that succeeded alone on 100 % of upright and pickup trials was
-taken over on 16 % and 25 % of their steps (its path differed from the plan's, not its outcome);
-with these defaults, 2-3 %, while assemble, which it solved 65-80 % of the time, got 28-35 %.
-The stall rule waits 6 steps (0.6 s), and the collision rule fires only for a TCP heading into the
-table or fixture top (``safe_height`` 0): the backend's own clipping keeps the pads off the table,
-and a descent 5 mm faster than the plan's is not a crash.
+which aims at the share r whatever the policy does: with it the operator held 12-13 % of the steps
+of upright and pickup, solved 99-100 % alone (``daft train``, seed 0).
+Defaults (``benchmarks/operator_need.py`` on ``daft train`` checkpoints): theta = 0.5 held for
+``persist_steps`` = 3 (0.3 s, a reaction time), slower-but-right motion forgiven (``slow_ok``), a
+6-step (0.6 s) stall, collisions only into the surface (``safe_height`` 0; the backend's clipping
+keeps the pads off the table). With theta = 0.3 held 2 steps a warm-up policy that solved upright
+and pickup alone was taken over on 16 % and 25 % of their steps; with these, 1-3 %, while
+assemble, solved 65-80 % of the time, got 28-35 %.
 
 **Release.** A takeover ends, and this step is the policy's again, once no safety rule holds and
 
@@ -83,10 +78,8 @@ The plan itself travels as the command's ``intended`` action (``info["intended_a
 learn from what was executed. Imitating the executed commands taught the policy the ramp from
 rest and the hand noise (issue 17).
 
-**Rejected proposals.** The policy is queried on every step, taken over or not: the wrapper puts its
-proposal in ``info["policy_action"]`` on every step (intervened ones included), and
-:class:`~daft_env.episode.EpisodeRecorder` stores it as ``Episode.policy_actions`` beside the
-executed ``actions``, so a learner can use the rejected proposals (RLIF's negative signal).
+**Rejected proposals.** The policy is queried on every step; its proposal is in
+``info["policy_action"]`` and ``Episode.policy_actions`` (RLIF's negative signal).
 
 Speak mode (test-time commands)
 -------------------------------
@@ -103,11 +96,9 @@ phrase (the operator's executed displacement over J steps), so a command means a
 it meant in the data. ``speak_about="correction"`` phrases J s_xyz (a^e - a^p) instead. A plan
 with no translation to speak of (``[null]``) is not spoken.
 
-Default ``speak_threshold`` = 2.5 cm: the stray of a policy aiming 5 mm off the true target near the
-goal (the expert's proportional law turns a 5 mm error into 0.25 units, J s = 0.1 m per unit), and
-about the 90th percentile of a noise-0.1 expert's stray (per-axis std 1 cm), so a good policy is
-rarely talked to: measured, a noise-0.1 expert is spoken to on 7.3% of 944 steps (300 per task), the
-noise-free expert on none.
+Default ``speak_threshold`` = 2.5 cm: the stray of a policy aiming 5 mm off the target near the
+goal, about the 90th percentile of a noise-0.1 expert's (spoken to on 7.3% of 944 steps; the
+noise-free expert on none).
 """
 
 from __future__ import annotations
@@ -231,25 +222,17 @@ class OperatorConfig:
             raise ConfigError(
                 f"need 1 <= min_takeover <= max_takeover; got {self.min_takeover}, {self.max_takeover}"
             )
-        if self.agree_steps < 1 or self.persist_steps < 1:
-            raise ConfigError(
-                f"agree_steps and persist_steps must be >= 1; got {self.agree_steps}, "
-                f"{self.persist_steps}"
-            )
+        if min(self.agree_steps, self.persist_steps) < 1:
+            raise ConfigError(f"agree_steps, persist_steps must be >= 1; got {self}")
         if self.max_credit < self.min_takeover:
             raise ConfigError(
                 f"max_credit ({self.max_credit}) must be >= min_takeover ({self.min_takeover}), "
                 "or no takeover could ever be paid"
             )
-        for name in (
-            "adapt_gain",
-            "hand_noise",
-            "stall_distance",
-            "safe_height",
-            "sigma",
-            "max_debt",
-            "speak_threshold",
-        ):
+        nonnegative = (
+            "adapt_gain hand_noise stall_distance safe_height sigma max_debt speak_threshold"
+        )
+        for name in nonnegative.split():
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0; got {getattr(self, name)}")
         if self.max_delta <= 0:
