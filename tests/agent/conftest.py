@@ -1,10 +1,12 @@
-"""Fixtures of the agent tests: one local Ray for the whole pytest run (the fleet tests)."""
+"""Fixtures of the agent tests: one local Ray for the whole pytest run (the fleet tests), and a
+stand-in agent for the command tests (``daft evaluate``, the live view)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 _TESTS = Path(__file__).resolve().parents[1]
@@ -28,3 +30,33 @@ def local_ray():
     )
     yield ray
     ray.shutdown()
+
+
+class StandInAgent:
+    """A zero policy in state mode (it strays, so the simulated operator speaks to it); it keeps
+    the commands it was given."""
+
+    backbone = "state"
+    tasks = ("pickup",)
+
+    def __init__(self):
+        self.commands = []
+        self.env = None
+
+    def set_env(self, env):
+        self.env = env
+
+    def predict(self, observation, deterministic=False, command=None):
+        self.commands.append(command)
+        return np.zeros(7, dtype=np.float32), None
+
+
+@pytest.fixture
+def agent(monkeypatch, tmp_path):
+    """``DualActorAgent.load`` returns a :class:`StandInAgent`; ``tmp_path/checkpoint.zip`` exists."""
+    from daft_agent.agent import DualActorAgent
+
+    stand_in = StandInAgent()
+    monkeypatch.setattr(DualActorAgent, "load", classmethod(lambda cls, path: stand_in))
+    (tmp_path / "checkpoint.zip").write_bytes(b"")
+    return stand_in

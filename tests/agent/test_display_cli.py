@@ -5,7 +5,6 @@ Each command records a short run to an ``.rrd`` file, read back with Rerun's own
 
 import socket
 
-import numpy as np
 import pytest
 from support.recordings import read_recording, texts
 
@@ -13,33 +12,6 @@ from daft_agent.cli import main
 from daft_env.store import EpisodeStore
 
 pytest.importorskip("rerun")
-
-
-class StandInAgent:
-    """A zero policy in state mode (it strays, so the simulated operator speaks to it)."""
-
-    backbone = "state"
-    tasks = ("pickup",)
-
-    def __init__(self):
-        self.commands = []
-
-    def set_env(self, env):
-        pass
-
-    def predict(self, observation, deterministic=False, command=None):
-        self.commands.append(command)
-        return np.zeros(7, dtype=np.float32), None
-
-
-@pytest.fixture
-def agent(monkeypatch, tmp_path):
-    from daft_agent.agent import DualActorAgent
-
-    stand_in = StandInAgent()
-    monkeypatch.setattr(DualActorAgent, "load", classmethod(lambda cls, path: stand_in))
-    (tmp_path / "checkpoint.zip").write_bytes(b"")
-    return stand_in
 
 
 def steps_of(rec, robot="0"):

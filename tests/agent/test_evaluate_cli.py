@@ -6,37 +6,8 @@ so these tests exercise the command's wiring, not a trained policy.
 
 import json
 
-import numpy as np
-import pytest
-
 from daft_agent.cli import main
 from hardware.teleop.keyboard import KeyboardConfig, KeyboardTeleop, ScriptedKeySource
-
-
-class StandInAgent:
-    backbone = "state"
-    tasks = ("pickup",)
-
-    def __init__(self):
-        self.commands = []
-        self.env = None
-
-    def set_env(self, env):
-        self.env = env
-
-    def predict(self, observation, deterministic=False, command=None):
-        self.commands.append(command)
-        return np.zeros(7, dtype=np.float32), None
-
-
-@pytest.fixture
-def agent(monkeypatch, tmp_path):
-    from daft_agent.agent import DualActorAgent
-
-    stand_in = StandInAgent()
-    monkeypatch.setattr(DualActorAgent, "load", classmethod(lambda cls, path: stand_in))
-    (tmp_path / "checkpoint.zip").write_bytes(b"")
-    return stand_in
 
 
 def test_evaluate_prints_both_conditions_and_writes_results_json(agent, tmp_path, capsys):
