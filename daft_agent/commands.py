@@ -5,6 +5,10 @@ A :class:`CommandEncoder` maps refinement command strings to vectors. The offlin
 3-axis sign vector, independent of word order; :class:`T5CommandEncoder` runs a T5 encoder loaded
 from a local directory. :func:`make_command_encoder` builds one from its spec (``"vocabulary"``,
 ``"t5:<local dir>"``).
+
+The vocabulary encoder reads the env's :class:`~daft_env.layout.ActionLayout` (DAFT's by default),
+the same description as the labeller and the speaking operator: one sign per translation axis
+plus ``is_null``, so its size is the number of axes + 1.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from daft_agent.errors import AgentConfigError, UnknownCommandError
 from daft_env import labeler
 from daft_env.episode import NULL_COMMAND
 from daft_env.errors import ConfigError
+from daft_env.layout import DAFT_LAYOUT, ActionLayout
 
 
-def parse_command(text: str | None) -> np.ndarray:
+def parse_command(text: str | None, layout: ActionLayout | None = None) -> np.ndarray:
     """Parse a talk-and-tweak phrase (Eq. 13) into a 3-axis sign vector in {-1, 0, 1}^3.
 
     ``"move right and forward"`` -> [1, -1, 0]; ``"[null]"``, ``""`` and None -> [0, 0, 0]. Word order
@@ -33,8 +38,10 @@ def parse_command(text: str | None) -> np.ndarray:
         UnknownCommandError: an unknown word, two words for one axis, or no direction at all.
     """
     if text is None:
-        return np.zeros(3, dtype=np.int8)
+        return np.zeros(len((layout or DAFT_LAYOUT).axes), dtype=np.int8)
     try:
+        if layout is not None:
+            return layout.parse(text).astype(np.int8)
         return labeler.parse_command(text).astype(np.int8)
     except ConfigError as exc:
         raise UnknownCommandError(str(exc)) from None
@@ -58,7 +65,11 @@ class CommandEncoder(Protocol):
 class VocabularyCommandEncoder:
     """The offline default: [x_sign, y_sign, z_sign, is_null] from :func:`parse_command`.
 
+    On another :class:`~daft_env.layout.ActionLayout`: one sign per translation axis (ascending
+    action index), then ``is_null``.
+
     Args:
+        layout: the env's action layout (default DAFT's).
         on_unknown: ``"error"`` (default) raises :class:`UnknownCommandError` for a phrase outside the
             vocabulary; ``"null"`` maps it to ``[null]`` with a warning (useful for free speech at
             test time, where an unknown phrase should leave the primary actor in charge).
@@ -66,35 +77,37 @@ class VocabularyCommandEncoder:
 
     dim = 4
 
-    def __init__(self, on_unknown: str = "error") -> None:
+    def __init__(self, on_unknown: str = "error", layout: ActionLayout | None = None) -> None:
         if on_unknown not in ("error", "null"):
             raise AgentConfigError(f"on_unknown must be 'error' or 'null', got {on_unknown!r}")
         self.on_unknown = on_unknown
+        self.layout = DAFT_LAYOUT if layout is None else layout
+        self.dim = len(self.layout.axes) + 1
         self._cache: dict[str | None, np.ndarray] = {}
 
     def vector(self, command: str | None) -> np.ndarray:
-        """The 4-d vector of one command."""
+        """The (dim,) vector of one command."""
         if command not in self._cache:
             try:
-                signs = parse_command(command)
+                signs = parse_command(command, self.layout)
             except UnknownCommandError:
                 if self.on_unknown == "error":
                     raise
                 warnings.warn(
                     f"unknown refinement command {command!r}; using {NULL_COMMAND}", stacklevel=2
                 )
-                signs = np.zeros(3, np.int8)
+                signs = np.zeros(self.dim - 1, np.int8)
             self._cache[command] = np.concatenate([signs, [float(not signs.any())]]).astype(
                 np.float32
             )
         return self._cache[command]
 
     def encode(self, commands: Sequence[str | None]) -> torch.Tensor:
-        """(n, 4) tensor."""
+        """(n, dim) tensor."""
         return torch.as_tensor(
             np.stack([self.vector(c) for c in commands])
             if len(commands)
-            else np.zeros((0, 4), np.float32)
+            else np.zeros((0, self.dim), np.float32)
         )
 
 
@@ -150,8 +163,14 @@ class T5CommandEncoder:
         return torch.stack(out) if out else torch.zeros(0, self.dim)
 
 
-def make_command_encoder(spec: str | CommandEncoder) -> CommandEncoder:
-    """``"vocabulary"`` -> :class:`VocabularyCommandEncoder`; ``"t5:<dir>"`` -> T5; an instance as is."""
+def make_command_encoder(
+    spec: str | CommandEncoder, layout: ActionLayout | None = None
+) -> CommandEncoder:
+    """A command encoder from its spec: ``"vocabulary"``, ``"t5:<dir>"`` or an instance.
+
+    ``"vocabulary"`` is a :class:`VocabularyCommandEncoder` on ``layout`` (default DAFT's),
+    ``"t5:<dir>"`` a :class:`T5CommandEncoder`; an instance is returned as is.
+    """
     if not isinstance(spec, str):
         if not isinstance(spec, CommandEncoder):
             raise AgentConfigError(
@@ -159,7 +178,7 @@ def make_command_encoder(spec: str | CommandEncoder) -> CommandEncoder:
             )
         return spec
     if spec == "vocabulary":
-        return VocabularyCommandEncoder()
+        return VocabularyCommandEncoder(layout=layout)
     if spec.startswith("t5:"):
         return T5CommandEncoder(spec[3:])
     raise AgentConfigError(

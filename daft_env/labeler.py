@@ -24,37 +24,32 @@ Streaming: the label of intervened step t depends on a_{t..t+J-1}, so it becomes
 later (lag J-1), or earlier when the intervention ends (the next pushed step is not intervened) or
 :meth:`TalkAndTweakLabeler.flush` is called (episode end). Steps outside an intervention are final
 at once. :func:`label_episode` gives the same labels in one batch call.
+
+Any action layout: the axes, their words, their scale and J, sigma come from an
+:class:`~daft_env.layout.ActionLayout` (``layout=``); the words and order above are
+:data:`~daft_env.layout.DAFT_LAYOUT`'s, the default. The module-level functions below
+(:func:`phrase_from_signs`, :func:`parse_command`, :data:`VOCABULARY`) are DAFT's layout.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from daft_env.episode import NULL_COMMAND
 from daft_env.errors import InvalidActionError
+from daft_env.layout import DAFT_LAYOUT, ActionLayout, daft_layout
 from daft_env.spaces import ACTION_SCALE
 from hardware.errors import ConfigError
 
 #: Order in which axes appear in a phrase: (axis index, positive word, negative word).
 #: y comes first so that the paper's example reads "move right and forward".
-AXIS_ORDER: tuple[tuple[int, str, str], ...] = (
-    (1, "left", "right"),
-    (0, "forward", "backward"),
-    (2, "up", "down"),
+AXIS_ORDER: tuple[tuple[int, str, str], ...] = tuple(
+    (a.index, a.positive, a.negative) for a in DAFT_LAYOUT.axes
 )
 #: word -> (axis index, sign)
-WORDS: dict[str, tuple[int, int]] = {
-    word: (axis, sign) for axis, pos, neg in AXIS_ORDER for word, sign in ((pos, 1), (neg, -1))
-}
-
-
-def _join(words: Sequence[str]) -> str:
-    if len(words) == 1:
-        return f"move {words[0]}"
-    return "move " + ", ".join(words[:-1]) + " and " + words[-1]
+WORDS: dict[str, tuple[int, int]] = DAFT_LAYOUT.words
 
 
 def phrase_from_signs(signs: Sequence[int] | np.ndarray) -> str:
@@ -62,13 +57,7 @@ def phrase_from_signs(signs: Sequence[int] | np.ndarray) -> str:
     s = np.asarray(signs)
     if s.shape != (3,):
         raise ConfigError(f"signs must have shape (3,) = (x, y, z); got shape {s.shape}")
-    words = []
-    for axis, pos, neg in AXIS_ORDER:
-        if s[axis] > 0:
-            words.append(pos)
-        elif s[axis] < 0:
-            words.append(neg)
-    return _join(words) if words else NULL_COMMAND
+    return DAFT_LAYOUT.phrase_from_signs(s)
 
 
 def phrase_for_displacement(delta_m: Sequence[float] | np.ndarray, sigma: float = 0.001) -> str:
@@ -76,21 +65,11 @@ def phrase_for_displacement(delta_m: Sequence[float] | np.ndarray, sigma: float 
 
     An axis contributes a word only when ``|delta^d| > sigma`` (strictly, as in Eq. 13).
     """
-    d = np.asarray(delta_m, dtype=np.float64)
-    signs = np.where(d > sigma, 1, np.where(d < -sigma, -1, 0))
-    return phrase_from_signs(signs)
-
-
-def _build_vocabulary() -> list[str]:
-    phrases = [NULL_COMMAND]
-    for signs in itertools.product((0, 1, -1), repeat=3):
-        if any(signs):
-            phrases.append(phrase_from_signs(signs))
-    return phrases
+    return DAFT_LAYOUT.phrase(delta_m, sigma)
 
 
 #: Every phrase the labeler can emit, ``[null]`` first: 1 + (3^3 - 1) = 27 entries, fixed order.
-VOCABULARY: tuple[str, ...] = tuple(_build_vocabulary())
+VOCABULARY: tuple[str, ...] = tuple(DAFT_LAYOUT.vocabulary())
 
 
 def vocabulary() -> list[str]:
@@ -108,56 +87,27 @@ def parse_command(phrase: str) -> np.ndarray:
     Raises:
         ConfigError: for an unknown word, or two words for one axis ("left and right").
     """
-    text = phrase.strip().lower()
-    signs = np.zeros(3, dtype=np.int64)
-    if text in (NULL_COMMAND, ""):
-        return signs
-    tokens = text.replace(",", " ").split()
-    if tokens and tokens[0] == "move":
-        tokens = tokens[1:]
-    seen: set[int] = set()
-    for tok in tokens:
-        if tok in ("and", "to", "the"):
-            continue
-        if tok not in WORDS:
-            raise ConfigError(
-                f"cannot parse refinement command {phrase!r}: unknown word {tok!r}; "
-                f"valid words are {sorted(WORDS)} or {NULL_COMMAND!r}"
-            )
-        axis, sign = WORDS[tok]
-        if axis in seen:
-            raise ConfigError(f"refinement command {phrase!r} names the {'xyz'[axis]} axis twice")
-        seen.add(axis)
-        signs[axis] = sign
-    if not seen:
-        raise ConfigError(f"refinement command {phrase!r} names no direction")
-    return signs
+    return DAFT_LAYOUT.parse(phrase)
 
 
-def _check_params(J: int, sigma: float, action_scale: object) -> np.ndarray:
-    if isinstance(J, bool) or not isinstance(J, (int, np.integer)) or J < 1:
+def _layout(
+    J: int | None, sigma: float | None, action_scale: object, layout: ActionLayout | None
+) -> ActionLayout:
+    """The labeller's layout: ``layout``, or DAFT's scaled by ``action_scale``.
+
+    ``J`` and ``sigma`` override its window and threshold when given.
+    """
+    if J is not None and (isinstance(J, bool) or not isinstance(J, (int, np.integer)) or J < 1):
         raise ConfigError(f"J (the Eq. 12 window) must be an integer >= 1; got {J!r}")
-    if not np.isfinite(sigma) or sigma < 0:
+    if sigma is not None and (not np.isfinite(sigma) or sigma < 0):
         raise ConfigError(f"sigma (the Eq. 13 threshold, metres) must be >= 0; got {sigma!r}")
-    scale = np.asarray(action_scale, dtype=np.float64).reshape(-1)
-    if scale.size < 3 or not np.all(np.isfinite(scale[:3])) or np.any(scale[:3] <= 0):
+    if layout is None:
+        layout = daft_layout(ACTION_SCALE if action_scale is None else action_scale)
+    elif action_scale is not None:
         raise ConfigError(
-            "action_scale must hold at least 3 positive metres-per-unit factors (x, y, z), "
-            f"e.g. daft_env.spaces.ACTION_SCALE; got {scale.tolist()}"
+            "pass either layout= or action_scale=, not both (the layout has the scale)"
         )
-    return scale[:3].copy()
-
-
-def _translation(action: object) -> np.ndarray:
-    a = np.asarray(action, dtype=np.float64).reshape(-1)
-    if a.size < 3:
-        raise InvalidActionError(f"an action needs at least 3 translation components; got {a.size}")
-    t = a[:3]
-    if not np.all(np.isfinite(t)):
-        raise InvalidActionError(
-            f"intervened action has NaN or infinite translation {t.tolist()}; cannot label it"
-        )
-    return t
+    return layout.with_window(J, sigma)
 
 
 class TalkAndTweakLabeler:
@@ -169,9 +119,12 @@ class TalkAndTweakLabeler:
         labeler.flush()  # at the episode's end: labels of the last J-1 intervened steps
 
     Args:
-        J: window length of Eq. 12 (paper: 5).
-        sigma: per-axis threshold of Eq. 13 in metres (paper: 0.001).
-        action_scale: metres per unit of normalised action; only the first three (x, y, z) are used.
+        J: window length of Eq. 12 (paper: 5; default: the layout's).
+        sigma: per-axis threshold of Eq. 13 in metres (paper: 0.001; default: the layout's).
+        action_scale: metres per unit of normalised action on DAFT's layout; only the first three
+            (x, y, z) are used.
+        layout: the env's :class:`~daft_env.layout.ActionLayout` (axes, words, scale); default
+            DAFT's. A layout without translation axes labels every step ``[null]``.
 
     Raises:
         ConfigError: for J < 1, a negative sigma or a non-positive scale.
@@ -179,13 +132,15 @@ class TalkAndTweakLabeler:
 
     def __init__(
         self,
-        J: int = 5,
-        sigma: float = 0.001,
-        action_scale: Sequence[float] | np.ndarray = ACTION_SCALE,
+        J: int | None = None,
+        sigma: float | None = None,
+        action_scale: Sequence[float] | np.ndarray | None = None,
+        layout: ActionLayout | None = None,
     ) -> None:
-        self.scale = _check_params(J, sigma, action_scale)
-        self.J = int(J)
-        self.sigma = float(sigma)
+        self.layout = _layout(J, sigma, action_scale, layout)
+        self.scale = self.layout.metres
+        self.J = int(self.layout.J)
+        self.sigma = float(self.layout.sigma)
         self.reset()
 
     def reset(self) -> None:
@@ -206,7 +161,7 @@ class TalkAndTweakLabeler:
 
     def label(self, displacement_m: np.ndarray) -> str:
         """Eq. 13 with this labeler's sigma for one cumulative displacement in metres."""
-        return phrase_for_displacement(displacement_m, self.sigma)
+        return self.layout.phrase(displacement_m, self.sigma)
 
     def _finalise_first(self) -> tuple[int, str]:
         idx, _ = self._pending[0]
@@ -226,7 +181,7 @@ class TalkAndTweakLabeler:
         idx = self._t
         self._t += 1
         if intervened:
-            self._pending.append((idx, _translation(action) * self.scale))
+            self._pending.append((idx, self.layout.translation(action)))
             if len(self._pending) >= self.J:
                 out.append(self._finalise_first())
         else:
@@ -250,36 +205,38 @@ class TalkAndTweakLabeler:
         intervened: np.ndarray | Sequence[bool],
     ) -> list[str]:
         """Batch Eq. 12-13 over one episode: T labels, identical to streaming push + flush."""
-        return label_episode(
-            actions, intervened, J=self.J, sigma=self.sigma, action_scale=self.scale
-        )
+        return label_episode(actions, intervened, layout=self.layout)
 
 
 def label_episode(
     actions: np.ndarray | Sequence[Sequence[float]],
     intervened: np.ndarray | Sequence[bool],
-    J: int = 5,
-    sigma: float = 0.001,
-    action_scale: Sequence[float] | np.ndarray = ACTION_SCALE,
+    J: int | None = None,
+    sigma: float | None = None,
+    action_scale: Sequence[float] | np.ndarray | None = None,
+    layout: ActionLayout | None = None,
 ) -> list[str]:
     """Label a whole episode at once (Eq. 12-13, windows cut at each intervention's end).
 
     Args:
-        actions: (T, >=3) executed actions in normalised units.
+        actions: (T, n) executed actions.
         intervened: (T,) bools.
+        J, sigma, action_scale, layout: as for :class:`TalkAndTweakLabeler`.
 
     Returns:
         T refinement commands, ``[null]`` for steps outside an intervention.
     """
-    scale = _check_params(J, sigma, action_scale)
+    lay = _layout(J, sigma, action_scale, layout)
     flags = np.asarray(intervened, dtype=bool).reshape(-1)
     T = flags.shape[0]
     a = np.asarray(actions, dtype=np.float64)
     if T == 0:
         return []
-    if a.ndim != 2 or a.shape[0] != T or a.shape[1] < 3:
+    need = (lay.indices[-1] + 1) if lay.indices else 1
+    if a.ndim != 2 or a.shape[0] != T or a.shape[1] < need:
         raise InvalidActionError(
-            f"actions must have shape (T, 7) with T = len(intervened) = {T}; got {a.shape}"
+            f"actions must have shape (T, n) with T = len(intervened) = {T} and n >= {need}; "
+            f"got {a.shape}"
         )
     labels = [NULL_COMMAND] * T
     t = 0
@@ -290,12 +247,12 @@ def label_episode(
         end = t
         while end < T and flags[end]:
             end += 1
-        seg = np.stack([_translation(a[i]) for i in range(t, end)]) * scale
+        seg = np.stack([lay.translation(a[i]) for i in range(t, end)])
         n = end - t
         for i in range(n):
             # summed directly (not by prefix differences) so that a displacement exactly at the
             # threshold gets the same label here as in the streaming labeler
-            labels[t + i] = phrase_for_displacement(np.sum(seg[i : min(i + J, n)], axis=0), sigma)
+            labels[t + i] = lay.phrase(np.sum(seg[i : min(i + lay.J, n)], axis=0))
         t = end
     return labels
 

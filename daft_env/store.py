@@ -47,7 +47,7 @@ from daft_env.durable import clean_partials, fsync_path, replacing
 from daft_env.durable import write_text as durable_write_text
 from daft_env.episode import EPISODE_KINDS, NULL_COMMAND, Episode
 from daft_env.errors import CorruptEpisodeError, StoreError
-from daft_env.tasks import TASK_NAMES, get_task
+from daft_env.tasks import TASKS, get_task
 from hardware.errors import ConfigError
 
 FORMAT_VERSION = 1
@@ -101,6 +101,12 @@ def count_takeovers(intervened: np.ndarray) -> int:
     return int(f[0]) + int(np.sum(f[1:] & ~f[:-1]))
 
 
+def _task_order(name: str) -> tuple[int, str]:
+    """Sort key of a task: the registry's global id, then (unregistered tasks) the name."""
+    spec = TASKS.get(name)
+    return (spec.task_id if spec is not None else len(TASKS), name)
+
+
 def _is_image(arr: np.ndarray) -> bool:
     return arr.dtype == np.uint8 and arr.ndim == 4 and arr.shape[-1] in (1, 3, 4)
 
@@ -113,7 +119,7 @@ def validate_episode(ep: Episode) -> None:
         spec = get_task(ep.task)
     except ConfigError as exc:
         raise StoreError(str(exc)) from exc
-    if int(ep.task_id) != spec.task_id:
+    if spec.builtin and int(ep.task_id) != spec.task_id:
         raise StoreError(
             f"task_id {ep.task_id} does not match task {ep.task!r} (id {spec.task_id})"
         )
@@ -382,6 +388,17 @@ class EpisodeStore:
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def tasks(self) -> list[str]:
+        """The tasks this store holds episodes of (its task directories), in global-id order."""
+        if not self.root.is_dir():
+            return []
+        found = [
+            d.name
+            for d in self.root.iterdir()
+            if d.is_dir() and any((d / k).is_dir() for k in EPISODE_KINDS)
+        ]
+        return sorted(found, key=_task_order)
+
     def _files(self, task: str | None = None, kind: str | None = None) -> list[Path]:
         if task is not None:
             get_task(task)
@@ -389,7 +406,7 @@ class EpisodeStore:
             raise ConfigError(
                 f"unknown episode kind {kind!r}; valid kinds are {list(EPISODE_KINDS)}"
             )
-        tasks = [task] if task else list(TASK_NAMES)
+        tasks = [task] if task else self.tasks()
         kinds = [kind] if kind else list(EPISODE_KINDS)
         files: list[Path] = []
         for t in tasks:
@@ -439,7 +456,7 @@ class EpisodeStore:
             out.append(entry)
         if repaired and self.mode == "a":
             self._append_index(repaired)
-        out.sort(key=lambda e: (TASK_NAMES.index(e.task), EPISODE_KINDS.index(e.kind), e.path))
+        out.sort(key=lambda e: (_task_order(e.task), EPISODE_KINDS.index(e.kind), e.path))
         return out
 
     def rebuild_index(self) -> int:
