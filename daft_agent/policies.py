@@ -72,8 +72,8 @@ class NetworkConfig:
     learner's hyperparameters.
 
     Attributes:
-        backbone: registered backbone name (``state``, ``pixels``, ``embedding``); h = V(s, l_task)
-            of Eq. 3.
+        backbone: registered backbone name (``state``, ``pixels``, ``embedding``, or ``generic``
+            for any env's Dict observation); h = V(s, l_task) of Eq. 3.
         backbone_kwargs: extra arguments of the backbone.
         actor_hidden: MLP widths of the consistency head F_theta (Eq. 1).
         critic_hidden: MLP widths of each critic Q_psi_i.

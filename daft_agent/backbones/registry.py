@@ -46,6 +46,7 @@ BUILT_IN: dict[str, str] = {
     "state": "daft_agent.backbones.trainable:StateBackbone",
     "pixels": "daft_agent.backbones.trainable:PixelBackbone",
     "embedding": "daft_agent.backbones.trainable:EmbeddingBackbone",
+    "generic": "daft_agent.backbones.generic:GenericBackbone",
     "smolvla": "daft_agent.backbones.smolvla:SmolVLABackbone",
     "readout": "daft_agent.backbones.readout:ReadoutBackbone",
 }

@@ -153,9 +153,9 @@ class StateBackbone(nn.Module):
         return torch.cat([x, self.task_embedding(_task_index(obs, b, x.device))], dim=1)
 
 
-def _to_nchw(img: torch.Tensor) -> torch.Tensor:
+def _to_nchw(img: torch.Tensor, channels: int = 3) -> torch.Tensor:
     # SB3's VecTransposeImage hands channel-first images; raw gym envs hand channel-last.
-    if img.shape[-1] == 3 and img.shape[1] != 3:
+    if img.shape[-1] == channels and img.shape[1] != channels:
         img = img.permute(0, 3, 1, 2)
     return img.float() / 255.0
 
@@ -163,12 +163,13 @@ def _to_nchw(img: torch.Tensor) -> torch.Tensor:
 class _ConvTower(nn.Module):
     """Four stride-2 convolutions, global average pooling and a linear projection."""
 
-    def __init__(self, out_dim: int, channels: int, downsample: int) -> None:
+    def __init__(self, out_dim: int, channels: int, downsample: int, in_channels: int = 3) -> None:
         super().__init__()
         self.downsample = downsample
+        self.in_channels = in_channels
         c = channels
         self.net = nn.Sequential(
-            nn.Conv2d(3, c, 5, stride=2, padding=2),
+            nn.Conv2d(in_channels, c, 5, stride=2, padding=2),
             nn.ReLU(),
             nn.Conv2d(c, c, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -184,7 +185,10 @@ class _ConvTower(nn.Module):
         )
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = _to_nchw(img)
+        return self.encode(_to_nchw(img, self.in_channels))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Features of a float (B, C, H, W) batch in [0, 1] (average-pooled by ``downsample``)."""
         if self.downsample > 1:
             x = nn.functional.avg_pool2d(x, self.downsample)
         return self.net(x)

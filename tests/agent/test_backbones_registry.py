@@ -21,7 +21,9 @@ SPACE = spaces.Dict({"state": spaces.Box(-1, 1, (4,)), "gripper": spaces.Box(0, 
 
 
 def test_built_in_backbones_are_found_by_name():
-    assert {"state", "pixels", "embedding", "smolvla", "readout"} <= set(BACKBONES.names())
+    assert {"state", "pixels", "embedding", "generic", "smolvla", "readout"} <= set(
+        BACKBONES.names()
+    )
     assert isinstance(make_backbone("state", SPACE), StateBackbone)
     assert backbone_class("state") is StateBackbone
     assert frozen_backbones() == ["readout", "smolvla"]  # their features are cached
