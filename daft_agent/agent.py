@@ -1,24 +1,19 @@
 """``DualActorAgent``: DAFT's learner as a Stable-Baselines3 algorithm (Section IV, Algorithm 1).
 
-Two phases:
-
 1. :meth:`DualActorAgent.warmup` (offline): Cal-QL critics and the consistency actor with
    lambda = (1.0, 0.1), on B/N demonstrations per task per update.
-2. :meth:`DualActorAgent.learn` (online): an interaction loop (this thread, an
+2. :meth:`DualActorAgent.learn` (online): an interaction loop (an
    :class:`~daft_agent.actors.ActorLoop`) and the learner (a background thread run by an
    :class:`~daft_agent.actors.OnlineRunner`, updating through a :class:`~daft_agent.update.Learner`).
    Bellman critics, lambda = (1.0, 0.1) (the paper's is (0.5, 0.5); ``weights.LambdaSchedule``
-   says why), B/2N demos + B/2N rollouts per task, refinement actor
-   on the talk-tweak buffer, ``utd_ratio`` updates per env step.
+   says why), B/2N demos + B/2N rollouts per task, refinement actor on the talk-tweak buffer.
 
-As in SB3's SAC, the network settings (widths, ensemble size, K, backbone) are ``policy_kwargs``
-(the fields of :class:`~daft_agent.policies.NetworkConfig`); the learner's hyperparameters are
-constructor arguments whose defaults are those of :class:`~daft_agent.update.LearnerConfig` and
-:class:`~daft_agent.actors.RunnerConfig`.
-
-Checkpoints (:meth:`save`) carry every network and optimiser, the step counters, the phase and a
-format version (:data:`CHECKPOINT_FORMAT`); buffers are rebuilt from the episode store
-(``store``), which is passed back on :meth:`load`.
+As in SB3's SAC, network settings are ``policy_kwargs`` (:class:`~daft_agent.policies.NetworkConfig`)
+and the learner's hyperparameters constructor arguments (defaults: :class:`LearnerConfig`,
+:class:`RunnerConfig`). Checkpoints (:meth:`save`) carry every network and optimiser, the
+counters, the phase and a format version (:data:`CHECKPOINT_FORMAT`); buffers are rebuilt from
+the episode store (``store``), passed back on :meth:`load`. Any env with a continuous action
+runs: :mod:`daft_agent.env_contract` adapts it (:class:`~daft_env.adapters.DaftSpaces`).
 """
 
 from __future__ import annotations
@@ -37,18 +32,19 @@ from stable_baselines3.common import utils as sb3_utils
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.type_aliases import MaybeCallback
 
+from daft_agent import env_contract as contract
 from daft_agent.actors import ActorLoop, LocalWeightsHub, OnlineRunner, RunnerConfig, actor_copy
 from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.buffers import DualActorReplay
 from daft_agent.checkpoints import CHECKPOINT_FORMAT, check_checkpoint
 from daft_agent.commands import NULL_COMMAND, CommandEncoder, make_command_encoder
-from daft_agent.env_contract import TaskCycle, check_spaces, resolve_tasks, single_env
 from daft_agent.errors import AgentConfigError, CheckpointError
 from daft_agent.policies import DualActorPolicy, obs_as_tensors
 from daft_agent.stats import TaskStats
 from daft_agent.update import Learner, LearnerConfig
 from daft_agent.weights import LambdaSchedule
 from daft_env.durable import write_with
+from daft_env.layout import DAFT_LAYOUT
 
 #: attributes that never go into a checkpoint: runtime objects and external resources.
 _RUNTIME_ATTRS = [
@@ -83,14 +79,16 @@ class DualActorAgent(BaseAlgorithm):
 
     Args:
         policy: ``"DualActorPolicy"`` (or ``"MultiInputPolicy"``, or the class).
-        env: a single Gymnasium env (or 1-env VecEnv) with DAFT's Dict observation and 7-d action;
-            under the intervention wrapper for human-in-the-loop training.
+        env: a single Gymnasium env (or 1-env VecEnv, or an env id) with a continuous (Box)
+            action; any other than DAFT's Dict observation and Box(-1, 1) action is wrapped in
+            :class:`~daft_env.adapters.DaftSpaces` (rescaled actions, a Box observation as a
+            Dict, the task id). Under the intervention wrapper for human-in-the-loop training.
         store: episode store (``add``, ``episodes``, ``count``; :class:`daft_env.store.EpisodeStore`);
             buffers load from it and online episodes are added to it. Not saved in checkpoints:
             pass it again to :meth:`load`.
-        tasks: task names in ``task_id`` order. Default: a multi-task env's first ``n`` of
-            ``daft_env.tasks.TASK_NAMES`` (``n`` = size of its ``task_id`` space); a single-task
-            env's own task (its ``task`` attribute, e.g. ``BoltEnv.task``).
+        tasks: task names in ``task_id`` order. Default: the env's ``task_names``, else a
+            multi-task env's first ``n`` bolt tasks (``n`` = size of its ``task_id`` space), else
+            a single-task env's own (its ``task`` attribute, e.g. ``BoltEnv.task``).
         command_encoder: ``"vocabulary"``, ``"t5:<local dir>"``, or a :class:`CommandEncoder`
             instance (an instance is not saved; pass it again to :meth:`load`).
         learning_rate: Adam step size of every network.
@@ -111,13 +109,10 @@ class DualActorAgent(BaseAlgorithm):
             makes two runs with the same ``seed`` store identical episodes.
         min_rollouts_per_task: rollout transitions each task needs before online updates.
         interventions_as_demos: intervened steps join the demonstrations (Algorithm 1, lines
-            28-29), so Eq. 6's BC imitates them, with the operator's intended action as the label
-            (``Episode.labels``; the critics learn from the executed action). The paper's default,
-            True, restored: the scripted experts no longer switch on millimetre thresholds and
-            the labels are the plan, not the ramped, noisy stick output, and with both
-            ``daft train --preset state`` (seed 0, 50 trials) reached 98/100/100 % where the last
-            defaults, which kept interventions out of BC, reached 98/100/80 % and 100/100/26 %
-            in two runs. False keeps them in the rollouts and the talk-tweak buffer only.
+            28-29), imitated with the operator's intended action (``Episode.labels``; critics
+            learn from the executed one). The paper's default, True: ``daft train --preset
+            state`` (seed 0, 50 trials) reached 98/100/100 % with it, 98/100/80 % and 100/100/26 %
+            without (two runs). False keeps them in the rollouts and talk-tweak buffer only.
         success_window: episodes per task in the rolling success rates.
         policy_kwargs: network settings, the fields of :class:`~daft_agent.policies.NetworkConfig`
             (``backbone``, ``backbone_kwargs``, ``actor_hidden``, ``critic_hidden``,
@@ -176,6 +171,8 @@ class DualActorAgent(BaseAlgorithm):
         # The hyperparameters become attributes under their own names (SB3's convention, so
         # load(..., name=value) overrides one); taken from the signature, not listed again.
         args = dict(locals())
+        # any env with a continuous action: rescaled to Box(-1, 1), a Box observation as a Dict
+        env = contract.adapt_env(env, tasks)
         super().__init__(
             policy,
             env,
@@ -193,6 +190,8 @@ class DualActorAgent(BaseAlgorithm):
                 setattr(self, name, args[name])
         self.store = store
         self.tasks = None if tasks is None else tuple(tasks)
+        #: the talk-and-tweak description the command encoder reads (saved in checkpoints)
+        self.action_layout = contract.env_layout(env)
         if isinstance(command_encoder, str):
             self.command_encoder_spec, self.command_encoder = command_encoder, None
         else:
@@ -234,8 +233,12 @@ class DualActorAgent(BaseAlgorithm):
             raise AgentConfigError(
                 "DualActorAgent needs an env (or DualActorAgent.load(path, env=...))"
             )
-        check_spaces(self.action_space, self.observation_space)
-        self.tasks = resolve_tasks(self.observation_space, self.tasks, self.env)
+        contract.check_spaces(self.action_space, self.observation_space)
+        self.tasks = contract.resolve_tasks(self.observation_space, self.tasks, self.env)
+        # checkpoints from before layouts existed were all on DAFT's bolt envs
+        layout = getattr(self, "action_layout", DAFT_LAYOUT)
+        self.action_layout = contract.check_layout(layout, self.action_space)
+        self.policy_kwargs = contract.default_backbone(self.policy_kwargs, self.observation_space)
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
         if self.command_encoder is None:
@@ -245,7 +248,7 @@ class DualActorAgent(BaseAlgorithm):
                     "checkpoints do not hold; pass it again: DualActorAgent.load(path, env, "
                     "command_encoder=<the encoder>)"
                 )
-            self.command_encoder = make_command_encoder(self.command_encoder_spec)
+            self.command_encoder = make_command_encoder(self.command_encoder_spec, layout)
         # Fused Adam: one kernel per step instead of several per tensor (many small tensors here).
         kwargs: dict[str, Any] = {"optimizer_kwargs": {"fused": True}, **self.policy_kwargs}
         self.policy = self.policy_class(
@@ -276,6 +279,10 @@ class DualActorAgent(BaseAlgorithm):
         self._task_stats = TaskStats(self.tasks, self.success_window)
         self._buffers_loaded = False
 
+    def set_env(self, env: Any, force_reset: bool = True) -> None:
+        """Use ``env`` from now on (rescaled to DAFT's face as in the constructor)."""
+        super().set_env(contract.adapt_env(env, self.tasks), force_reset)
+
     @property
     def backbone(self) -> str:
         """Name of the observation backbone (the ``backbone`` of ``policy_kwargs``), e.g. ``"state"``."""
@@ -296,12 +303,10 @@ class DualActorAgent(BaseAlgorithm):
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         """Write a checkpoint: a consistent snapshot, written atomically.
 
-        The snapshot is taken under the learner's lock, so it is consistent when called from any
-        thread or callback while :meth:`learn` runs (networks, optimisers and counters from the
-        same update). The zip is written through :func:`daft_env.durable.write_with` (a temp file
-        in the same directory, fsynced, renamed over ``path``, the directory fsynced): a process
-        killed during ``save`` leaves the previous checkpoint intact, and its temp file is removed
-        by the next ``save``. A path without a suffix gets ``.zip`` (as in SB3).
+        Taken under the learner's lock (networks, optimisers and counters of one update, from any
+        thread or callback during :meth:`learn`), written through
+        :func:`daft_env.durable.write_with` (temp file, fsync, rename): a process killed during
+        ``save`` leaves the previous checkpoint intact. No suffix: ``.zip`` is added (as in SB3).
         """
         if not isinstance(path, (str, Path)):  # a file object: SB3 writes into it
             with self._policy_lock:
@@ -328,6 +333,7 @@ class DualActorAgent(BaseAlgorithm):
         """
         if isinstance(path, (str, Path)):
             path = check_checkpoint(Path(path))
+        env = contract.adapt_env(env)
         try:
             return super().load(path, env=env, device=device, **kwargs)  # type: ignore[return-value]
         except CheckpointError:
@@ -454,11 +460,9 @@ class DualActorAgent(BaseAlgorithm):
         here, the learner in a background thread, or in this thread with ``lockstep=True``), or
         ``fleet``: a :class:`~daft_agent.fleet.runner.FleetConfig` whose Ray robot actors step
         their own envs (RQ5), ``total_timesteps`` counting the steps of all robots together.
-        Either way one loop files what comes back: each finished episode goes to the store and
-        the buffers before ``callback`` sees its step (SB3 semantics, once per env step;
-        returning False stops training), so stopping never loses it. On a fleet,
-        ``callback.locals["fleet"]`` is the runner (per-robot figures), kept afterwards as
-        :attr:`fleet_runner`.
+        Each finished episode goes to the store and the buffers before ``callback`` sees its
+        step (once per env step; False stops), so stopping never loses it. On a fleet,
+        ``callback.locals["fleet"]`` is the runner, kept afterwards as :attr:`fleet_runner`.
 
         Raises:
             FleetError: every robot of ``fleet`` went, or a robot's env raised.
@@ -524,12 +528,12 @@ class DualActorAgent(BaseAlgorithm):
         if fleet is not None:
             return fleet.runner(actor=actor_copy(self.policy), tasks=self.tasks, **pacing)
         loop = ActorLoop(
-            single_env(self.env, self.store),
+            contract.single_env(self.env, self.store),
             actor_copy(self.policy),
             self.hub,
             self.tasks,
             self.episode_queue,
-            TaskCycle(self.tasks),
+            contract.TaskCycle(self.tasks),
             self.seed,
         )
         return OnlineRunner(loop, **pacing)

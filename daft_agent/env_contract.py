@@ -1,6 +1,8 @@
 """What :class:`~daft_agent.agent.DualActorAgent` needs from an env, and what it reads from one.
 
-* :func:`check_spaces`: DAFT's 7-d action space and a ``Dict`` observation;
+* :func:`check_spaces`: a 1-d ``Box(-1, 1)`` action (any size) and a ``Dict`` observation; any
+  other env with a continuous action gets them through :class:`~daft_env.adapters.DaftSpaces`,
+  which the agent applies itself (:func:`adapt_env`);
 * :func:`resolve_tasks`: the agent's task list. A multi-task env's ``task_id`` indexes
   :data:`~daft_env.tasks.TASK_NAMES`; a single-task env (no ``task_id``) names its task through
   its ``task`` attribute (``BoltEnv.task`` is a :class:`~daft_env.tasks.TaskSpec`). Episodes
@@ -18,29 +20,48 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from gymnasium import spaces
 
+from daft_agent.backbones.registry import EMBEDDING_KEY
 from daft_agent.errors import AgentConfigError, SpaceMismatchError
-from daft_env.tasks import TASK_NAMES
+from daft_env.adapters import warn_once
+from daft_env.errors import ConfigError
+from daft_env.layout import DAFT_LAYOUT, NO_COMMANDS, ActionLayout, layout_of
+from daft_env.tasks import TASK_NAMES, TASKS, task_names
+
+
+def adapt_env(env: Any, tasks: Sequence[str] | None = None) -> Any:
+    """A gym env without DAFT's face wrapped in :class:`~daft_env.adapters.DaftSpaces`.
+
+    An env id (a string) is made first; a VecEnv and an env that already has DAFT's face (a 1-d
+    ``Box(-1, 1)`` action, a ``Dict`` observation) are returned as they are.
+    """
+    from daft_env.adapters import DaftSpaces, needs_adapter
+
+    if isinstance(env, str):
+        env = gym.make(env)
+    if isinstance(env, gym.Env) and needs_adapter(env):
+        try:
+            return DaftSpaces(env, tasks)
+        except ConfigError as exc:
+            raise SpaceMismatchError(f"DualActorAgent cannot run on this env: {exc}") from exc
+    return env
 
 
 def check_spaces(action_space: spaces.Space, observation_space: spaces.Space) -> None:
-    """Raise :class:`SpaceMismatchError` unless the spaces are DAFT's (Box(-1, 1, (7,)), Dict)."""
-    act = action_space
-    if not (
-        isinstance(act, spaces.Box)
-        and act.shape == (7,)
-        and np.allclose(act.low, -1)
-        and np.allclose(act.high, 1)
-    ):
+    """Raise :class:`SpaceMismatchError` unless the action is a 1-d Box(-1, 1) and obs a Dict."""
+    from daft_env.adapters import is_daft_action_space
+
+    if not is_daft_action_space(action_space):
         raise SpaceMismatchError(
-            f"DualActorAgent needs DAFT's action space Box(-1, 1, (7,)) (dx, dy, dz, droll, dpitch, "
-            f"dyaw, gripper); the env has {act}"
+            f"DualActorAgent acts in a 1-d Box(-1, 1); the env has {action_space}. A gym env "
+            "is rescaled by the agent itself; a VecEnv's env must be wrapped first: "
+            "daft_env.adapters.DaftSpaces(env)"
         )
     if not isinstance(observation_space, spaces.Dict):
         raise SpaceMismatchError(
-            f"DualActorAgent needs a Dict observation space; the env has {observation_space}"
+            f"DualActorAgent needs a Dict observation space; the env has {observation_space}. "
+            "Wrap the env in daft_env.adapters.DaftSpaces (a Box becomes {'observation': box})"
         )
 
 
@@ -59,6 +80,10 @@ def resolve_tasks(
         AgentConfigError: the task list cannot be told (the message says how to name it).
     """
     tid = observation_space.spaces.get("task_id")
+    if tasks is None:
+        named = _env_attr(vec_env, "task_names")
+        if named and (tid is None and len(named) == 1 or tid is not None and len(named) == tid.n):
+            tasks = tuple(named)
     if tasks is not None:
         if tid is not None and int(tid.n) != len(tasks):
             raise SpaceMismatchError(
@@ -69,6 +94,13 @@ def resolve_tasks(
                 f"tasks={list(tasks)} but the env has no 'task_id' observation, so it runs one "
                 "task; pass that one task, or use a multi-task env"
             )
+        for name in tasks:
+            if name not in TASKS:
+                raise AgentConfigError(
+                    f"unknown task {name!r}: known tasks are {list(task_names())}. Register a "
+                    "task of your own with daft_env.tasks.register_task(name, instruction) (an env "
+                    "wrapped in daft_env.adapters.DaftSpaces registers its tasks itself)"
+                )
         return tuple(tasks)
     if tid is None:
         return (_env_task(vec_env),)
@@ -80,6 +112,20 @@ def resolve_tasks(
     return tuple(TASK_NAMES[:n])
 
 
+def _env_attr(vec_env: Any, name: str) -> Any:
+    """An attribute of the one env inside ``vec_env`` (its wrappers first), or None."""
+    env = vec_env
+    while hasattr(env, "venv"):
+        env = env.venv
+    envs = getattr(env, "envs", None)
+    if not envs:
+        return None
+    try:
+        return envs[0].get_wrapper_attr(name)
+    except AttributeError:
+        return None
+
+
 def _env_task(vec_env: Any) -> str:
     """The task of a single-task env: its unwrapped ``task`` attribute (a name or a ``TaskSpec``)."""
     task = None
@@ -87,11 +133,11 @@ def _env_task(vec_env: Any) -> str:
         # The unwrapped env's: a wrapper may have a 'task' of its own (RecordEpisodeToStore's).
         task = getattr(vec_env.get_attr("unwrapped")[0], "task", None)
     name = getattr(task, "name", task)
-    if name not in TASK_NAMES:
+    if not isinstance(name, str) or name not in TASKS:
         raise AgentConfigError(
             "the env has no 'task_id' observation (a single-task env) and does not name its "
             f"task through a 'task' attribute (found {task!r}); pass tasks=['<name>'], one of "
-            f"{list(TASK_NAMES)}"
+            f"{list(task_names())} (a task of your own: register_task(name) first)"
         )
     return str(name)
 
@@ -149,10 +195,73 @@ class TaskCycle:
 
 def env_tasks(env: gym.Env) -> list[str]:
     """A DAFT env's task names in ``task_id`` order (a single-task env's own task)."""
+    try:
+        named = env.get_wrapper_attr("task_names")
+    except AttributeError:
+        named = None
+    if named:
+        return list(named)
     space = env.observation_space
     if isinstance(space, spaces.Dict) and "task_id" in space.spaces:
         return list(TASK_NAMES[: space["task_id"].n])
     return [env.unwrapped.task.name]
 
 
-__all__ = ["TaskCycle", "check_spaces", "env_tasks", "resolve_tasks", "single_env"]
+def env_layout(env: Any) -> ActionLayout:
+    """The layout of the one env inside ``env`` (a VecEnv or gym env); NO_COMMANDS when none."""
+    if env is None:
+        return DAFT_LAYOUT  # load(): the checkpoint's replaces it
+    inner = env
+    while hasattr(inner, "venv"):
+        inner = inner.venv
+    envs = getattr(inner, "envs", None)
+    layout = layout_of(envs[0] if envs else inner)
+    return NO_COMMANDS if layout is None else layout
+
+
+def daft_observation(space: spaces.Dict) -> bool:
+    """Whether the observation has the keys of DAFT's own backbones (the bolt cell's)."""
+    keys = set(space.spaces)
+    return (
+        {"state", "gripper"} <= keys
+        or {"wrist_rgb", "head_rgb", "gripper"} <= keys
+        or (EMBEDDING_KEY in keys)
+    )
+
+
+def default_backbone(policy_kwargs: dict[str, Any], space: spaces.Dict) -> dict[str, Any]:
+    """``policy_kwargs`` with ``backbone="generic"`` when unset and the obs is not the bolt cell's.
+
+    DAFT's state and pixel backbones read the bolt cell's keys; any other observation gets the
+    per-key generic backbone (images: a CNN each, vectors: standardised, task id: an embedding).
+    """
+    if "backbone" in policy_kwargs or daft_observation(space):
+        return policy_kwargs
+    return {**policy_kwargs, "backbone": "generic"}
+
+
+def check_layout(layout: ActionLayout, action_space: spaces.Space) -> ActionLayout:
+    """``layout`` checked against the agent's action; a layout without axes is said once."""
+    layout.check(action_space, "the agent")
+    if not layout.enabled:
+        warn_once(
+            "agent-commands-off",
+            "the env's action layout has no translation axes, so refinement commands are "
+            "off: predict(command=...) acts like the primary actor and the refinement actor "
+            "learns nothing (daft_env.layout.ActionLayout describes the axes)",
+        )
+    return layout
+
+
+__all__ = [
+    "TaskCycle",
+    "adapt_env",
+    "check_layout",
+    "check_spaces",
+    "daft_observation",
+    "default_backbone",
+    "env_layout",
+    "env_tasks",
+    "resolve_tasks",
+    "single_env",
+]

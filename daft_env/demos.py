@@ -6,6 +6,11 @@ for the whole episode; a successful episode is saved, a failed one is discarded,
 demo when ``keep_failed`` is True, or after a yes at the prompt when stdin is a terminal).
 Re-running adds to the store; seeds continue after the demos already there, so new demos differ.
 ``daft collect`` is its command line.
+
+Any other env (``env_id="module:EnvId"``, or a registered id that is not DAFT's) runs under
+:class:`~daft_env.adapters.DaftSpaces`, and its demonstrator is the user's scripted plan
+(``expert="module:callable"`` or a callable; :mod:`daft_env.plan_operator`), its tasks the env's.
+Its demos hold the normalised actions DAFT's learner acts in (``DaftSpaces.to_env`` maps back).
 """
 
 from __future__ import annotations
@@ -28,13 +33,22 @@ DEFAULT_ENV = "BoltMultiTask-Sim-v0"
 MAX_ATTEMPTS_FACTOR = 3
 
 
-def parse_tasks(task: str | Sequence[str]) -> list[str]:
-    """``"all"`` -> every task; a name or a list of names -> validated names."""
+def parse_tasks(task: str | Sequence[str], env_tasks: Sequence[str] | None = None) -> list[str]:
+    """``"all"`` -> every task (the env's, else the bolt tasks); names -> validated names.
+
+    Raises:
+        ConfigError: an unknown name, or one the env does not run (the message lists its tasks).
+    """
+    known = list(TASK_NAMES if env_tasks is None else env_tasks)
     if isinstance(task, str):
         if task == "all":
-            return list(TASK_NAMES)
+            return known
         task = [t.strip() for t in task.split(",") if t.strip()]
-    return [get_task(t).name for t in task]
+    names = [get_task(t).name for t in task]
+    bad = [t for t in names if env_tasks is not None and t not in known]
+    if bad:
+        raise ConfigError(f"the env does not run task(s) {bad}; its tasks are {known}")
+    return names
 
 
 def _env_for(
@@ -46,8 +60,10 @@ def _env_for(
 ):
     import gymnasium as gym
 
-    import daft_env  # noqa: F401  (registers the ids)
+    from daft_env.adapters import is_daft_id, make_env
 
+    if not is_daft_id(env_id):
+        return make_env(env_id, **dict(env_kwargs or {}))
     try:
         env = gym.make(env_id, obs_mode=obs_mode, render_mode=render_mode, **dict(env_kwargs or {}))
     except gym.error.Error as exc:
@@ -83,12 +99,14 @@ def collect_demos(
     render: bool = False,
     env_kwargs: Mapping[str, Any] | None = None,
     display: Any = None,
+    expert: Any = None,
 ) -> dict[str, int]:
     """Record ``episodes`` new demonstrations per task into ``store`` (kind ``demos``).
 
     Args:
         store: an :class:`~daft_env.store.EpisodeStore` or a path (created if missing).
-        env_id: a DAFT env id; a multi-task id serves every task, a single-task id only its own.
+        env_id: a DAFT env id (a multi-task id serves every task, a single-task id only its
+            own), or any other env's (``"module:EnvId"``; module docstring).
         tasks: ``"all"``, one task name, or a list.
         episodes: new demos wanted per task.
         obs_mode: ``state``, ``pixels`` or ``pixels+state`` (images are stored compressed).
@@ -105,6 +123,9 @@ def collect_demos(
             cover the starts the training env will produce.
         display: a :class:`~daft_env.display.StepStream` that every step (kept or not) is
             streamed to, as robot ``0`` (``--display`` / ``--record``); None streams nothing.
+        expert: the demonstrator of ``device="expert"`` on another env than DAFT's: a plan
+            (``"module:callable"``, a callable or an object with ``act``); on the bolt envs
+            None means DAFT's scripted experts.
 
     Returns:
         task -> number of demos added.
@@ -127,7 +148,18 @@ def collect_demos(
         raise ConfigError(f"--episodes must be >= 1; got {episodes}")
     if noise < 0:
         raise ConfigError(f"expert noise must be >= 0; got {noise}")
-    task_list = parse_tasks(tasks)
+    user_tasks = _user_env_tasks(env_id, env_kwargs)
+    if user_tasks is not None and teleop_needs_plan(given_device, device) and expert is None:
+        raise ConfigError(
+            f"{env_id} is not one of DAFT's bolt envs, whose scripted experts are DAFT's; give "
+            "its demonstrator: --expert module:callable (a plan from the observation, or the "
+            "privileged state, to an action; daft_env.plan_operator)"
+        )
+    if user_tasks is None and expert is not None:
+        raise ConfigError(
+            "--expert is for envs other than DAFT's; the bolt envs use DAFT's experts"
+        )
+    task_list = parse_tasks(tasks, user_tasks)
     if not isinstance(store, EpisodeStore):
         store = EpisodeStore(store)
     with warnings.catch_warnings(record=True) as caught:
@@ -156,10 +188,12 @@ def collect_demos(
             teleop.connect()
         meta = {"collector": "daft collect", "device": device_name, "expert_noise": noise}
         for task in task_list:
-            if teleop is None:
-                driver: _Driver = _ExpertDriver(
-                    noise, existing[task], max_attempts_factor, episodes
+            if teleop is None and expert is not None:
+                driver: _Driver = _PlanDriver(
+                    expert, noise, seed, existing[task], max_attempts_factor, episodes
                 )
+            elif teleop is None:
+                driver = _ExpertDriver(noise, existing[task], max_attempts_factor, episodes)
             else:
                 driver = _DeviceDriver(teleop, existing[task], keep_failed)
             env = _env_for(
@@ -229,6 +263,55 @@ class _ExpertDriver(_Driver):
         return self.expert.act(env.unwrapped.privileged_state())
 
 
+class _PlanDriver(_Driver):
+    """A user's scripted plan on any env, plus Gaussian noise in normalised units; successes kept."""
+
+    def __init__(
+        self, plan: Any, noise: float, seed: int, existing: int, factor: int, episodes: int
+    ) -> None:
+        self.spec = plan
+        self.plan: Any = None
+        self.noise = float(noise)
+        self.rng = np.random.default_rng(seed)
+        self.max_attempts = factor * episodes
+        self.first_seed = existing * max(1, factor)
+
+    def begin(self, task: str, seed: int, demo: int, episodes: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, env: Any, info: dict[str, Any]) -> np.ndarray:
+        from daft_env.plan_operator import as_plan, load_plan, plan_action
+
+        if self.plan is None:
+            self.plan = (
+                load_plan(self.spec, env) if isinstance(self.spec, str) else as_plan(self.spec)
+            )
+        if info.get("step_index") is None and not info:  # the episode's first step
+            self.plan.reset()
+        a = plan_action(self.plan, env)
+        if self.noise:
+            a = np.clip(a + self.rng.normal(0.0, self.noise, size=a.shape), -1.0, 1.0)
+        return a
+
+
+def _user_env_tasks(env_id: str, env_kwargs: Mapping[str, Any] | None) -> list[str] | None:
+    """The task names of a user's env (made once to ask), or None for DAFT's bolt envs."""
+    from daft_env.adapters import is_daft_id, make_env
+
+    if is_daft_id(env_id):
+        return None
+    env = make_env(env_id, **dict(env_kwargs or {}))
+    try:
+        return list(env.get_wrapper_attr("task_names"))
+    finally:
+        env.close()
+
+
+def teleop_needs_plan(given_device: Any, device: Any) -> bool:
+    """Whether the demonstrator is the scripted expert (no teleop device drives)."""
+    return given_device is None and device == "expert"
+
+
 class _DeviceDriver(_Driver):
     """A person drives for the whole episode through a teleop device, until enough are kept.
 
@@ -272,7 +355,16 @@ class _DeviceDriver(_Driver):
 
 def driver_label(driver: _Driver) -> str:
     """How a demo is driven, as said at each episode's start in the live view."""
+    if isinstance(driver, _PlanDriver):
+        return "scripted plan"
     return "scripted expert" if isinstance(driver, _ExpertDriver) else "teleop device"
+
+
+def _tasks_of(env: Any) -> tuple[str, ...]:
+    try:
+        return tuple(env.get_wrapper_attr("task_names"))
+    except AttributeError:
+        return ()
 
 
 def _ask_keep(task: str) -> bool:
@@ -310,7 +402,8 @@ def _collect_task(
         from daft_env.display import DisplayWrapper
 
         rec = DisplayWrapper(rec, display, robot="0", label=f"collect, {driver_label(driver)}")
-    options = {"task": task} if env.unwrapped.mode == "multi" else None
+    multi = getattr(env.unwrapped, "mode", None) == "multi" or len(_tasks_of(env)) > 1
+    options = {"task": task} if multi else None
     attempts = 0
     while added[task] < episodes and attempts < driver.max_attempts:
         s = _task_seed(seed, task, driver.first_seed + attempts)

@@ -13,8 +13,7 @@ in normalised action units.
 
 Takeover mode (training): a person who helps where help is needed
 -------------------------------------------------------------------
-**Triggers.** A person takes over when the robot is heading for failure, not to spend a quota. A
-takeover starts when
+**Triggers.** A person takes over when the robot heads for failure, not to spend a quota, when
 
 * ``dev > theta`` on ``persist_steps`` consecutive steps (the policy strays from a plan that
   would succeed, and keeps straying: one step of jitter is not a reason to grab the stick), or
@@ -26,38 +25,29 @@ takeover starts when
   exceeds ``max_contact_force``, or it would open the gripper on a grasped bolt the plan holds
   (``"drop"``).
 
-**Budget: a cap, not a target.** Every intervened step is paid from one credit account, whatever started the takeover
-(deviation, stall or safety) and however long it lasts. With r = ``target_rate``,
+**Budget: a cap, not a target.** Every intervened step is paid from one credit account, whatever
+started it. With r = ``target_rate``,
 
     c_0 = min_takeover,    c_{t+1} = min(c_t + r - 1[step t intervened], max_credit).
 
-A correction (deviation or stall) may start only when c_t >= min_takeover (1 - r), i.e. when a
-takeover of the minimum length can be paid, and it continues only while c_t >= 1 - r (its next
-step is paid). A safety takeover may borrow: it starts and holds while c_t - (1 - r) >=
--``max_debt``; the debt is repaid by abstaining afterwards. Hence c_t stays in [-max_debt,
-max_credit] and after N steps with I_N intervened steps,
-
-    I_N / N = r + (c_0 - c_N - lost_N) / N  <=  r + (min_takeover + max_debt) / N,
-
-where lost_N >= 0 is credit cut off by the ``max_credit`` cap (a policy needing less help than the
-budget gets less). A policy that needs more help than the budget (zero or random actions) is
-corrected at exactly the rate r, up to that O(1/N) term: the operator then lets it fail rather than
-finish every episode itself (the paper's human corrects ~15% of steps, not 100% of the hard ones).
+A correction (deviation or stall) may start only when c_t >= min_takeover (1 - r) (a takeover of
+the minimum length can be paid) and continues while c_t >= 1 - r. A safety takeover may borrow: it
+starts and holds while c_t - (1 - r) >= -``max_debt``, repaid by abstaining afterwards. So after N
+steps with I_N intervened, I_N / N = r + (c_0 - c_N - lost_N) / N <= r + (min_takeover +
+max_debt) / N (lost_N >= 0: credit cut off by ``max_credit``). A policy that needs more help than
+the budget is corrected at the rate r and otherwise left to fail (the paper's human corrects ~15%
+of steps, not 100% of the hard ones).
 
 **Threshold.** theta is fixed by default (``adapt=False``): what counts as straying does not depend
-on how much budget is left, so the share of corrected steps falls as the policy improves and is
-near zero on a task the policy solves. ``adapt=True`` restores a quantile-tracking rule,
-
-    log theta <- log theta + kappa (1[intervened] - r),   theta in [theta_min, theta_max],
-
-which aims at the share r whatever the policy does: with it the operator held 12-13 % of the steps
-of upright and pickup, solved 99-100 % alone (``daft train``, seed 0).
+on the budget left, so the share of corrected steps falls as the policy improves. ``adapt=True``
+restores a quantile-tracking rule, log theta <- log theta + kappa (1[intervened] - r) within
+[theta_min, theta_max], which aims at the share r whatever the policy does (it held 12-13 % of the
+steps of upright and pickup, solved 99-100 % alone; ``daft train``, seed 0).
 Defaults (``benchmarks/operator_need.py`` on ``daft train`` checkpoints): theta = 0.5 held for
 ``persist_steps`` = 3 (0.3 s, a reaction time), slower-but-right motion forgiven (``slow_ok``), a
-6-step (0.6 s) stall, collisions only into the surface (``safe_height`` 0; the backend's clipping
-keeps the pads off the table). With theta = 0.3 held 2 steps a warm-up policy that solved upright
-and pickup alone was taken over on 16 % and 25 % of their steps; with these, 1-3 %, while
-assemble, solved 65-80 % of the time, got 28-35 %.
+6-step stall, collisions only into the surface (``safe_height`` 0). With theta = 0.3 held 2 steps,
+a warm-up policy that solved upright and pickup alone was taken over on 16 % and 25 % of their
+steps; with these, 1-3 %, while assemble (solved 65-80 % alone) got 28-35 %.
 
 **Release.** A takeover ends, and this step is the policy's again, once no safety rule holds and
 
@@ -70,16 +60,13 @@ assemble, solved 65-80 % of the time, got 28-35 %.
   lets go even of a dangerous policy, and the backend's own safety clipping remains).
 
 **Commands.** While in control it sends SpaceMouse-like commands: the plan with multiplicative hand
-noise, u = a^e (1 + N(0, hand_noise^2)) per axis (a hand at rest on the cap sends exactly zero; a
-moving hand over- or undershoots), rate-limited to ``max_delta`` per step and axis from its
-previous command (the cap starts at rest, 0, when a takeover begins), the gripper as a button.
-The plan itself travels as the command's ``intended`` action (``info["intended_action"]``,
-``Episode.intended_actions``): the clean label that imitation learns from, while the critics
-learn from what was executed. Imitating the executed commands taught the policy the ramp from
-rest and the hand noise (issue 17).
+noise, u = a^e (1 + N(0, hand_noise^2)) per axis (a hand at rest sends exactly zero), rate-limited
+to ``max_delta`` per step and axis from its previous command (at rest, 0, when a takeover
+begins), the gripper as a button. The plan travels as the command's ``intended`` action
+(``info["intended_action"]``): the clean label imitation learns from, while the critics learn
+from what was executed (imitating the executed commands taught the ramp and the noise, issue 17).
 
-**Rejected proposals.** The policy is queried on every step; its proposal is in
-``info["policy_action"]`` and ``Episode.policy_actions`` (RLIF's negative signal).
+The policy's rejected proposals are in ``info["policy_action"]`` (RLIF's negative signal).
 
 Speak mode (test-time commands)
 -------------------------------
@@ -88,17 +75,15 @@ the action scale s (metres per unit), it compares where the policy and the plan 
 
     stray = || J s_xyz (a^p_xyz - a^e_xyz) ||_2   (metres, first order: each action held J steps),
 
-and speaks only when ``stray > speak_threshold``, a FIXED threshold (the adaptive theta aims at a
-share of steps, so with a good policy it fell to ~1.6 mm and the operator talked to a policy that
-already solved the task). It then says the Eq. 13 phrase (sigma = the labels' 1 mm) of the plan's
-displacement over the window, Delta = J s_xyz a^e_xyz: the same quantity the training labels
-phrase (the operator's executed displacement over J steps), so a command means at test time what
-it meant in the data. ``speak_about="correction"`` phrases J s_xyz (a^e - a^p) instead. A plan
-with no translation to speak of (``[null]``) is not spoken.
+and speaks only when ``stray > speak_threshold``, a FIXED threshold (an adaptive one fell to
+~1.6 mm with a good policy, and the operator talked to a policy that already solved the task). It
+says the Eq. 13 phrase of the plan's displacement over the window, Delta = J s_xyz a^e_xyz, the
+quantity the training labels phrase, so a command means at test time what it meant in the data
+(``speak_about="correction"``: J s_xyz (a^e - a^p)). A ``[null]`` plan is not spoken. Default
+``speak_threshold`` = 2.5 cm: about the 90th percentile of a noise-0.1 expert's stray (spoken to
+on 7.3% of 944 steps; the noise-free expert on none).
 
-Default ``speak_threshold`` = 2.5 cm: the stray of a policy aiming 5 mm off the target near the
-goal, about the 90th percentile of a noise-0.1 expert's (spoken to on 7.3% of 944 steps; the
-noise-free expert on none).
+Any other env: :class:`~daft_env.plan_operator.PlanOperator` runs these rules on a user's plan.
 """
 
 from __future__ import annotations
@@ -131,42 +116,33 @@ class OperatorConfig:
         target_rate: r, the most intervened steps the budget pays for, as a share of all steps
             (paper: ~0.15); a cap, not a target.
         mode: ``"takeover"`` (tweak, training) or ``"speak"`` (talk only, evaluation).
-        adapt: adapt theta towards ``target_rate`` (a quota); False (default) keeps ``threshold``
-            fixed, so the operator helps only where the policy strays.
-        threshold: initial deviation threshold theta (normalised action units).
-        threshold_min: lower bound of theta: a policy this close to the plan is never corrected.
-        threshold_max: upper bound of theta: a deviation this large always counts as straying.
+        adapt: adapt theta towards ``target_rate`` (a quota); False (default): theta fixed.
+        threshold, threshold_min, threshold_max: theta (normalised action units) and its bounds.
         adapt_gain: kappa of the log-threshold update.
-        rot_weight: w_rot in the deviation.
-        grip_weight: w_grip in the deviation.
-        min_takeover: fewest steps of one takeover (unless the episode ends).
-        max_takeover: most steps of one takeover, unless a safety rule still holds.
-        agree_steps: consecutive agreeing proposals (dev <= theta) after which it releases.
-        persist_steps: consecutive straying proposals (dev > theta) before a deviation takeover.
+        rot_weight, grip_weight: w_rot and w_grip in the deviation.
+        min_takeover, max_takeover: fewest steps of one takeover (unless the episode ends) and
+            most (unless a safety rule still holds).
+        agree_steps, persist_steps: consecutive agreeing proposals (dev <= theta) after which
+            it releases; consecutive straying ones (dev > theta) before a deviation takeover.
         slow_ok: the deviation forgives going the plan's way more slowly (:meth:`deviation`).
-        max_credit: most steps of unused budget the operator saves up (the cap of c_t).
-        max_debt: most steps a safety takeover may borrow beyond the budget.
-        stall_steps: window of the stall rule (steps).
-        stall_distance: TCP path length (m) under which the window counts as no progress.
-        stall_intent: mean plan translation (normalised) above which the plan wanted progress.
-        safe_height: clearance (m) above the table or fixture top that the policy may not go below
-            when the plan does not.
-        collision_margin: how far (m) below the plan's next TCP height the policy must head for
-            the collision rule to fire.
-        fixture_radius: horizontal distance (m) from the fixture within which its top counts.
-        fixture_height: height (m) of the fixture top above the slot floor.
-        max_contact_force: normal force (N) between robot and table/fixture that triggers a
-            takeover; None disables the contact rule.
-        drop_height: the drop rule fires only when the bolt's lowest point is higher than this
-            (m) above the table: letting go of it just above the table is setting it down.
-        hand_noise: std of the operator's multiplicative hand noise on the six motion
-            components (0.1 = the hand over- or undershoots the plan by about 10%).
+        max_credit, max_debt: most unused budget saved up (steps, the cap of c_t), and most a
+            safety takeover may borrow beyond it.
+        stall_steps, stall_distance, stall_intent: the stall rule's window (steps), the TCP path
+            (m) under which it made no progress, the mean plan speed that wanted progress.
+        safe_height, collision_margin: the collision rule fires when the policy heads below
+            ``safe_height`` (m) above the table or fixture top and ``collision_margin`` (m)
+            below the plan's next TCP height.
+        fixture_radius, fixture_height: where the fixture top counts (m from it) and its height
+            (m above the slot floor).
+        max_contact_force: robot-table/fixture force (N) that triggers a takeover (None: off).
+        drop_height: the drop rule fires only with the bolt's lowest point higher than this (m)
+            above the table (letting go just above it is setting it down).
+        hand_noise: std of the multiplicative hand noise on the motion components (0.1: ~10%).
         max_delta: rate limit per step and axis of the operator's command (normalised units).
-        expert_kwargs: extra arguments of the task-following scripted expert (e.g. ``gain``).
-        J: the labels' window (Eq. 12), used by speak mode.
-        sigma: the labels' threshold in metres (Eq. 13), used by speak mode.
-        speak_threshold: fixed stray (m over the window) above which speak mode talks.
-        speak_about: ``"plan"`` (the plan's displacement, as the labels) or ``"correction"``.
+        expert_kwargs: extra arguments of the scripted expert (e.g. ``gain``).
+        J, sigma: the labels' window (Eq. 12) and threshold in metres (Eq. 13), for speak mode.
+        speak_threshold, speak_about: stray (m over the window) above which speak mode talks;
+            what it phrases, ``"plan"`` (as the labels) or ``"correction"``.
         seed: seed of the hand noise.
     """
 
@@ -258,9 +234,6 @@ class SimulatedOperator:
     def __init__(
         self, env: Any = None, config: OperatorConfig | None = None, **kwargs: Any
     ) -> None:
-        from daft_env.env import BoltEnv
-        from daft_env.experts import make_expert
-
         if env is None:
             raise ConfigError(
                 "the simulated operator needs the env it watches: make_device('simulated', env=env)"
@@ -278,16 +251,9 @@ class SimulatedOperator:
                 config = dataclasses.replace(config, **kwargs)
             except TypeError as exc:
                 raise ConfigError(f"unknown simulated-operator option: {exc}") from exc
-        unwrapped = env.unwrapped
-        if not isinstance(unwrapped, BoltEnv) or not unwrapped.backend.has_privileged_state:
-            raise ConfigError(
-                "SimulatedOperator needs a simulated env whose unwrapped env has "
-                "privileged_state() (a BoltEnv on the mujoco backend); use a SpaceMouse or the "
-                "keyboard on real robots"
-            )
         self.config = config
         self.env = env
-        self.expert = make_expert("multi", **config.expert_kwargs)
+        self.expert = self._make_plan(env)
         self.scale = np.asarray(ACTION_SCALE, dtype=np.float64)
         self.rng = np.random.default_rng(config.seed)
         self.threshold = float(config.threshold)
@@ -302,6 +268,20 @@ class SimulatedOperator:
         self.releases: Counter[str] = Counter()
         self._connected = False
         self.reset()
+
+    def _make_plan(self, env: Any) -> Any:
+        """The plan a^e: the bolt tasks' scripted experts, on a simulated BoltEnv only."""
+        from daft_env.env import BoltEnv
+        from daft_env.experts import make_expert
+
+        unwrapped = env.unwrapped
+        if not isinstance(unwrapped, BoltEnv) or not unwrapped.backend.has_privileged_state:
+            raise ConfigError(
+                "SimulatedOperator needs a simulated env whose unwrapped env has "
+                "privileged_state() (a BoltEnv on the mujoco backend); use a SpaceMouse or the "
+                "keyboard on real robots, and daft_env.plan_operator.PlanOperator on another env"
+            )
+        return make_expert("multi", **self.config.expert_kwargs)
 
     # ------------------------------------------------------------------ protocol
     def connect(self) -> None:
@@ -468,7 +448,7 @@ class SimulatedOperator:
         c = self.config
         a_p = self._proposal(policy_action)
         ps = self._state()
-        plan = np.asarray(self.expert.act(ps), dtype=np.float64)
+        plan = self._plan(ps)
         self.last_plan = plan
         self.steps += 1
         self.episode_steps += 1
@@ -477,8 +457,10 @@ class SimulatedOperator:
             return
         dev = self.deviation(a_p, plan)
         self.last_deviation = dev
-        self._tcp_hist.append(np.asarray(ps["tcp_pos"], dtype=np.float64).copy())
-        self._intent_hist.append(float(np.linalg.norm(plan[:3])))
+        pos = self._position(ps)
+        if pos is not None:  # None: no tool position, no stall rule
+            self._tcp_hist.append(pos)
+        self._intent_hist.append(self._speed(plan))
         safety = self._safety(ps, a_p, plan)
         self._stray_run = self._stray_run + 1 if dev > self.threshold else 0
 
@@ -500,7 +482,7 @@ class SimulatedOperator:
                 self._len = 1
                 self._stray_run = 0
                 self._agree = 0
-                self._out = np.zeros(6)
+                self._out = np.zeros_like(self._out)
                 self.takeovers += 1
                 self.reasons[reason] += 1
                 self.last_reason = reason
@@ -518,14 +500,33 @@ class SimulatedOperator:
             )
 
         if not self.active:
-            self._out = np.zeros(6)
-            self._command = TeleopCommand(gripper=1.0 if a_p[6] > 0 else -1.0)
+            self._out = np.zeros_like(self._out)
+            self._command = self._idle(a_p)
             return
+        self._command = self._takeover(plan)
+
+    @staticmethod
+    def _position(ps: Mapping[str, Any]) -> np.ndarray | None:
+        return np.asarray(ps["tcp_pos"], dtype=np.float64).copy()
+
+    @staticmethod
+    def _idle(a_p: np.ndarray) -> TeleopCommand:
+        return TeleopCommand(gripper=1.0 if a_p[6] > 0 else -1.0)
+
+    def _plan(self, ps: Mapping[str, Any]) -> np.ndarray:
+        return np.asarray(self.expert.act(ps), dtype=np.float64)
+
+    @staticmethod
+    def _speed(plan: np.ndarray) -> float:
+        return float(np.linalg.norm(plan[:3]))
+
+    def _takeover(self, plan: np.ndarray) -> TeleopCommand:
+        c = self.config
         # gain noise: a hand at rest on the cap sends exactly zero, a moving hand over/undershoots
         target = plan[:6] * (1.0 + self.rng.normal(0.0, c.hand_noise, size=6))
         self._out = self._out + np.clip(target - self._out, -c.max_delta, c.max_delta)
         self._out = np.clip(self._out, -1.0, 1.0)
-        self._command = TeleopCommand(
+        return TeleopCommand(
             translation=self._out[:3].copy(),
             rotation=self._out[3:].copy(),
             gripper=1.0 if plan[6] > 0 else -1.0,
@@ -552,9 +553,9 @@ class SimulatedOperator:
         )
 
     def __repr__(self) -> str:
+        c = self.config
         return (
-            f"SimulatedOperator(mode={self.config.mode!r}, target_rate={self.config.target_rate}, "
-            f"threshold={self.threshold:.3f}, credit={self.credit:.2f}, share={self.share:.3f})"
+            f"{type(self).__name__}(mode={c.mode!r}, cap={c.target_rate}, share={self.share:.3f})"
         )
 
 

@@ -81,3 +81,33 @@ def validate_action(action: object) -> np.ndarray:
             "Check the policy output (a diverged network is the usual cause)."
         )
     return arr
+
+
+def validate_action_for(action: object, space: spaces.Space, what: str = "action") -> np.ndarray:
+    """:func:`validate_action` for any env: a finite float64 array of ``space``'s shape.
+
+    DAFT's own 7-d action keeps :func:`validate_action`'s messages (they name the axes).
+    """
+    shape = tuple(getattr(space, "shape", None) or ())
+    if shape == (ACTION_DIM,):
+        return validate_action(action)
+    try:
+        arr = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidActionError(f"{what} must be a numeric array of shape {shape}") from exc
+    if arr.shape != shape:
+        hint = ""
+        if arr.shape == (ACTION_DIM,):
+            hint = (
+                " (a 7-d command: a SpaceMouse or keyboard drives DAFT's end-effector action; on "
+                "another action use a device that sends the env's own)"
+            )
+        raise InvalidActionError(
+            f"{what} has shape {arr.shape}; the env's action has shape {shape}{hint}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise InvalidActionError(
+            f"{what} contains NaN or infinity: {arr.tolist()}. Check the policy output (a "
+            "diverged network is the usual cause)."
+        )
+    return arr

@@ -21,7 +21,8 @@ import numpy as np
 from daft_env.env import BoltEnv
 from daft_env.episode import NULL_COMMAND, Episode, EpisodeRecorder
 from daft_env.labeler import TalkAndTweakLabeler
-from daft_env.spaces import validate_action
+from daft_env.layout import NO_COMMANDS, layout_of
+from daft_env.spaces import validate_action_for
 from daft_env.store import EpisodeStore, count_takeovers
 from daft_env.tasks import get_task
 from hardware.errors import ConfigError
@@ -69,9 +70,12 @@ class InterventionWrapper(gym.Wrapper):
     transition: the recorder ends the episode at the previous step. A new ``reset`` is required.
 
     Args:
-        env: a DAFT env (7-d action space).
+        env: a DAFT env, or any env with a 1-d Box action (under
+            :class:`~daft_env.adapters.DaftSpaces` for DAFT's learner).
         device: any :class:`~hardware.teleop.base.TeleopDevice`; connected by the caller.
-        labeler: defaults to ``TalkAndTweakLabeler()`` (J=5, sigma=1 mm, the env's action scale).
+        labeler: defaults to a ``TalkAndTweakLabeler`` on the env's
+            :class:`~daft_env.layout.ActionLayout` (DAFT's: J=5, sigma=1 mm, 2 cm per unit;
+            none stated: commands off, every label ``[null]``).
     """
 
     def __init__(
@@ -84,12 +88,20 @@ class InterventionWrapper(gym.Wrapper):
                     f"device {device!r} does not implement TeleopDevice.{method}(); pass a "
                     "hardware.teleop device or a daft_env.operator.SimulatedOperator"
                 )
-        if env.action_space.shape != (7,):
+        space = env.action_space
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
             raise ConfigError(
-                f"InterventionWrapper needs a 7-d action space; got {env.action_space}"
+                f"InterventionWrapper needs a 1-d Box action space; got {space}. Any env with a "
+                "continuous action gets one through daft_env.adapters.DaftSpaces"
             )
         self.device = device
-        self.labeler = labeler if labeler is not None else TalkAndTweakLabeler()
+        if labeler is None:
+            # the env's own description of its translation axes (DAFT's for DAFT's action);
+            # none: every step is labelled [null], commands off
+            layout = layout_of(env)
+            labeler = TalkAndTweakLabeler(layout=NO_COMMANDS if layout is None else layout)
+        labeler.layout.check(space, "the wrapped env")
+        self.labeler = labeler
         self.total_steps = 0
         self.total_intervened_steps = 0
         self.total_interventions = 0
@@ -129,7 +141,7 @@ class InterventionWrapper(gym.Wrapper):
         """One step, with the device's action executed while it intervenes."""
         if self._needs_reset:
             raise gym.error.ResetNeeded("call reset() before step(): the episode has ended")
-        policy_action = validate_action(action)
+        policy_action = self._validate(action)
         self.device.on_step(self._last_obs, policy_action.copy(), self._last_info)
         cmd = self.device.read()
         self.last_command = cmd
@@ -139,8 +151,9 @@ class InterventionWrapper(gym.Wrapper):
         intervened = bool(cmd.intervening)
         intended = None
         if intervened:
-            executed = validate_action(cmd.as_action())
-            intended = validate_action(cmd.intended_action()).astype(self.env.action_space.dtype)
+            executed = self._validate(cmd.as_action(), "the device's command")
+            intended = self._validate(cmd.intended_action(), "the device's intended action")
+            intended = intended.astype(self.env.action_space.dtype)
         else:
             executed = policy_action
         # sent in the env's action dtype (float32), as a policy would; the labeler and the
@@ -164,6 +177,10 @@ class InterventionWrapper(gym.Wrapper):
             self._episode_end_info(info)
         self._last_obs, self._last_info = obs, info
         return obs, reward, terminated, truncated, info
+
+    def _validate(self, action: Any, what: str = "the policy's action") -> np.ndarray:
+        """A finite action of the env's shape (float64), or an error naming what was wrong."""
+        return validate_action_for(action, self.env.action_space, what)
 
     def _episode_end_info(self, info: dict[str, Any]) -> None:
         T = len(self._flags)
@@ -275,7 +292,11 @@ class RecordEpisodeToStore(gym.Wrapper):
             raise ConfigError(
                 f"store must be a daft_env.store.EpisodeStore; got {type(store).__name__}"
             )
-        self.recorder = EpisodeRecorder(kind=kind, embed=embed)
+        try:  # another env than DAFT's names its tasks (DaftSpaces.task_names)
+            env_tasks = tuple(env.get_wrapper_attr("task_names"))
+        except AttributeError:
+            env_tasks = None
+        self.recorder = EpisodeRecorder(tasks=env_tasks, kind=kind, embed=embed)
         self.store = store
         self.kind = kind
         self.keep = keep
@@ -302,7 +323,8 @@ class RecordEpisodeToStore(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         stopped = bool(info.get("emergency_stop"))
         if not stopped:  # an emergency stop is not a transition: the env was not stepped
-            self.recorder.step(obs, validate_action(action), float(reward), terminated, info)
+            act = validate_action_for(action, self.env.action_space)
+            self.recorder.step(obs, act, float(reward), terminated, info)
         if stopped or terminated or truncated:
             info["episode_saved_path"] = self._finish(info, emergency_stop=stopped)
         return obs, reward, terminated, truncated, info

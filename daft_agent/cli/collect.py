@@ -11,6 +11,11 @@ for the whole episode; a successful episode is saved, a failed one is discarded,
 demo when ``--keep-failed`` is given, or after a yes at the prompt when stdin is a terminal).
 Re-running adds to the store; seeds continue after the demos already there, so new demos differ.
 The collection itself is :func:`daft_env.demos.collect_demos`.
+
+Your own env: ``--env module:EnvId`` (the module is imported, then the id made) and its scripted
+plan as the demonstrator, ``--expert module:callable``; ``--tasks`` picks some of its tasks::
+
+    daft collect --env my_robot.envs:Reach-v0 --expert my_robot.plans:reach --episodes 20
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ DEFAULT_STORE = "data/store"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``daft collect``."""
     parser.add_argument(
-        "--task", default="all", help="all, one of " + ", ".join(TASK_NAMES) + " (default: all)"
+        "--task",
+        "--tasks",
+        dest="task",
+        default="all",
+        help="all, or comma-separated task names: " + ", ".join(TASK_NAMES) + " or your env's "
+        "(default: all)",
     )
     parser.add_argument("--episodes", type=int, default=20, help="new demos per task (default 20)")
     parser.add_argument(
@@ -43,7 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--obs-mode", default="state", help="state, pixels or pixels+state (default: state)"
     )
-    parser.add_argument("--env", default=DEFAULT_ENV, help=f"env id (default: {DEFAULT_ENV})")
+    parser.add_argument(
+        "--env",
+        default=DEFAULT_ENV,
+        help=f"env id, or module:EnvId for your own env (default: {DEFAULT_ENV})",
+    )
+    parser.add_argument(
+        "--expert",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="your env's scripted plan (observation -> action), the demonstrator of --device "
+        "expert on another env than DAFT's",
+    )
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     parser.add_argument(
         "--noise", type=float, default=0.0, help="scripted expert action noise std (default 0)"
@@ -72,8 +93,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown device {args.device!r}; valid devices: {', '.join(DEVICES)}")
     if args.obs_mode not in OBS_MODES:
         raise ConfigError(f"unknown --obs-mode {args.obs_mode!r}; valid: {', '.join(OBS_MODES)}")
-    if args.task != "all":
-        get_task(args.task)
+    from daft_env.adapters import is_daft_id
+
+    if args.task != "all" and is_daft_id(args.env):
+        for name in args.task.split(","):
+            get_task(name.strip())
     from daft_agent.cli.view import open_display
     from daft_env.store import EpisodeStore
 
@@ -93,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             keep_failed=args.keep_failed,
             render=args.render,
             display=display,
+            expert=args.expert,
         )
     finally:
         display.close()

@@ -15,6 +15,12 @@ to a recording (robot ``0``; each episode's start names its condition and column
 
     daft evaluate runs/state/checkpoint.zip --trials 25 --with-commands --perturbed
     daft evaluate runs/state/checkpoint.zip --trials 3 --device keyboard --render
+    daft evaluate runs/reach/checkpoint.zip --env my_robot.envs:Reach-v0 --expert my_robot.plans:reach \
+        --with-commands
+
+Another env than DAFT's (``--env module:EnvId``): the nominal condition only, under
+:class:`~daft_env.adapters.DaftSpaces`; the simulated operator that speaks is a
+:class:`~daft_env.plan_operator.PlanOperator` on ``--expert``'s plan.
 """
 
 from __future__ import annotations
@@ -38,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--env", default="BoltMultiTask-Sim-v0", help="env id (default: BoltMultiTask-Sim-v0)"
+    )
+    parser.add_argument(
+        "--expert",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="your env's scripted plan, which speaks the commands of --with-commands (another "
+        "env than DAFT's)",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help="comma-separated tasks of your env, as trained (default: the env's own)",
     )
     parser.add_argument(
         "--obs-mode",
@@ -113,10 +131,16 @@ def _talk_device(args: argparse.Namespace, env: Any) -> tuple[Any, int | None, f
         device.connect()  # DeviceNotFoundError without a terminal, with the fix in its message
         hold = args.command_hold  # None: a typed command holds until the next one
         # a person needs the simulation at robot speed to react; a real arm paces itself
-        pace = CONTROL_HZ if env.unwrapped.backend.has_privileged_state else None
+        backend = getattr(env.unwrapped, "backend", None)
+        pace = CONTROL_HZ if getattr(backend, "has_privileged_state", True) else None
         if args.pace is not None:
             pace = args.pace or None
         return device, hold, pace
+    if args.expert is not None:
+        from daft_env.plan_operator import PlanOperator
+
+        device: Any = PlanOperator(env, args.expert, mode="speak", seed=args.seed)
+        return device, args.command_hold or 1, None
     from daft_env.operator import SimulatedOperator
 
     device = SimulatedOperator(env, mode="speak", seed=args.seed)
@@ -129,7 +153,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import daft_env  # noqa: F401
-    from daft_agent.agent import DualActorAgent
     from daft_agent.errors import CheckpointError
     from daft_env.perception import PerceptionError, as_perception_error
 
@@ -146,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.checkpoint)
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}")
-    agent = DualActorAgent.load(path)
+    agent = _load(args, path)
     obs_mode = args.obs_mode or ("pixels" if agent.backbone == "pixels" else "state")
     conditions: list[tuple[str, Any]] = [("nominal", None)]
     if args.perturbed:
@@ -184,6 +207,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_tasks(args: argparse.Namespace) -> list[str] | None:
+    return [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+
+
+def _load(args: argparse.Namespace, path: Path) -> Any:
+    """The checkpoint's agent; on another env than DAFT's, loaded on that env (its tasks)."""
+    from daft_agent.agent import DualActorAgent
+    from daft_agent.runs.envs import make_env
+    from daft_env.adapters import is_daft_id
+
+    if is_daft_id(args.env):
+        if args.expert is not None or args.tasks is not None:
+            raise ConfigError("--expert and --tasks are for your own env (--env module:EnvId)")
+        return DualActorAgent.load(path)
+    bolt_only = {"--perturbed": args.perturbed, "--video": args.video, "--obs-mode": args.obs_mode}
+    used = [flag for flag, on in bolt_only.items() if on]
+    if used:
+        raise ConfigError(
+            f"{', '.join(used)}: the bolt cell's (its perception error, its cameras, its "
+            f"observation modes); leave them out on --env {args.env}"
+        )
+    if (args.with_commands and args.device != "keyboard") and args.expert is None:
+        raise ConfigError(
+            "--with-commands on your own env needs the plan that speaks: --expert module:callable "
+            "(or --device keyboard to type the commands yourself)"
+        )
+    env = make_env(args.env, tasks=_user_tasks(args))  # registers the env's tasks
+    try:
+        return DualActorAgent.load(path, env=env)
+    finally:
+        env.close()
+
+
 def _evaluate(
     args: argparse.Namespace,
     agent: Any,
@@ -193,17 +249,19 @@ def _evaluate(
     display: Any,
 ) -> dict[str, Any]:
     """Every condition's table, printed; returns the ``results.json`` dict."""
-    import gymnasium as gym
-
     from daft_agent.evaluation import evaluate_condition, format_table, results_dict
-    from daft_agent.runs.envs import operated
+    from daft_agent.runs.envs import make_env, operated
+    from daft_env.adapters import is_daft_id
     from daft_env.display import DisplayWrapper
 
     tasks = list(agent.tasks)
     results: dict[str, Any] = {"trials": args.trials, "env_id": args.env}
     render = {"render_mode": "human"} if args.render else {}
     for name, perception in conditions:
-        env = gym.make(args.env, obs_mode=obs_mode, perception_error=perception, **render)
+        if is_daft_id(args.env):
+            env = make_env(args.env, obs_mode=obs_mode, perception_error=perception, **render)
+        else:
+            env = make_env(args.env, tasks=_user_tasks(args), **render)
         agent.set_env(env)
         talk_env, device, kwargs = None, None, {}
         if with_commands:

@@ -26,6 +26,11 @@ prompt. Examples::
     daft train --train-perception-error 0.5 --operator-rate 0.1
     daft train --actors 2            # two robot actors on a local Ray, one learner
     daft train --robots A,B --address auto   # robots A and B (daft_env.robots) on a Ray cluster
+    daft train --env my_robot.envs:Reach-v0 --expert my_robot.plans:reach --steps 10000
+
+Your own env (``--env module:EnvId``): its plan ``--expert module:callable`` is the demonstrator
+and the simulated operator (:mod:`daft_env.plan_operator`), ``--tasks`` picks its tasks; the bolt
+cell's options (observation modes, the perception error, chained starts, the fleet) are refused.
 """
 
 from __future__ import annotations
@@ -45,7 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="configuration preset (default: state)",
     )
     parser.add_argument(
-        "--env", default=None, help="env id (default: the preset's, BoltMultiTask-Sim-v0)"
+        "--env",
+        default=None,
+        help="env id, or module:EnvId for your own env (default: the preset's, "
+        "BoltMultiTask-Sim-v0)",
+    )
+    parser.add_argument(
+        "--expert",
+        default=None,
+        metavar="MODULE:CALLABLE",
+        help="your env's scripted plan (observation -> action): its demonstrator and simulated "
+        "operator",
+    )
+    parser.add_argument(
+        "--tasks", default=None, help="comma-separated tasks of your env (default: all of its)"
     )
     parser.add_argument(
         "--backbone",

@@ -110,6 +110,9 @@ class RunConfig:
         actors, robots, address, speed: the fleet (Ray); None/None is one in-process loop.
         perturbed: evaluate the perturbed condition too (state observations).
         with_commands: evaluate the with-commands column too.
+        expert: the scripted plan (``module:callable``) of another env than DAFT's: its
+            demonstrator and its simulated operator (:mod:`daft_env.plan_operator`).
+        tasks: comma-separated task names of that env (default: the env's own).
     """
 
     preset: str = "state"
@@ -144,6 +147,8 @@ class RunConfig:
     speed: float = 1.0
     perturbed: bool = True
     with_commands: bool = True
+    expert: str | None = None
+    tasks: str | None = None
 
     @property
     def on_fleet(self) -> bool:
@@ -179,7 +184,10 @@ class RunConfig:
             )
         if curve_trials < 1:
             raise ConfigError("--curve-trials must be >= 1 (--eval-every 0 turns the curve off)")
-        self._check_shares(self.obs_mode or preset["obs_mode"])
+        env_id = self.env_id or preset["env_id"]
+        user = self._check_user_env(env_id)
+        if not user:
+            self._check_shares(self.obs_mode or preset["obs_mode"])
         if (self.preset == "vla") != (self.backbone is not None) or (
             self.backbone and self.on_fleet
         ):
@@ -189,11 +197,11 @@ class RunConfig:
                 "--actors/--robots yet)"
             )
         robots = self._robots()
-        agent, network = self._learner_settings(preset, warmup_steps)
+        agent, network = self._learner_settings(preset, warmup_steps, user)
         run_dir = Path(self.output_dir) / (self.name or self.preset)
         return RunPlan(
             config=self,
-            env_id=self.env_id or preset["env_id"],
+            env_id=env_id,
             obs_mode=self.obs_mode or preset["obs_mode"],
             run_dir=run_dir,
             store=Path(self.store) if self.store is not None else run_dir / "store",
@@ -207,6 +215,10 @@ class RunConfig:
             network=network,
             env_kwargs={"chained_starts": self.chained_starts} if self.chained_starts else {},
             robots=robots,
+            expert=self.expert,
+            tasks=tuple(t.strip() for t in self.tasks.split(",") if t.strip())
+            if self.tasks
+            else None,
         )
 
     def _robots(self) -> list[str] | None:
@@ -219,6 +231,40 @@ class RunConfig:
         if robots is None and self.actors is not None and self.actors < 1:
             raise ConfigError(f"--actors must be >= 1, got {self.actors}")
         return robots
+
+    def _check_user_env(self, env_id: str) -> bool:
+        """Whether ``env_id`` is another env than DAFT's; checks what such a run may set."""
+        from daft_env.adapters import is_daft_id
+
+        if is_daft_id(env_id):
+            if self.expert is not None or self.tasks is not None:
+                raise ConfigError(
+                    "--expert and --tasks are for your own env (--env module:EnvId); the bolt "
+                    "envs use DAFT's scripted experts and run their own tasks"
+                )
+            return False
+        if self.expert is None:
+            raise ConfigError(
+                f"--env {env_id} is not one of DAFT's bolt envs, so DAFT has no scripted expert "
+                "for it: give its plan, --expert module:callable (an observation -> action "
+                "controller; the demonstrator and the simulated operator)"
+            )
+        bolt_only = {
+            "--obs-mode": self.obs_mode is not None,
+            "--train-perception-error": bool(self.train_perception_error),
+            "--perception-error": self.perception_error is not None,
+            "--chained-starts": bool(self.chained_starts),
+            "--backbone (preset vla)": self.backbone is not None or self.preset == "vla",
+            "--actors/--robots": self.on_fleet,
+        }
+        used = [flag for flag, on in bolt_only.items() if on]
+        if used:
+            raise ConfigError(
+                f"{', '.join(used)}: the bolt cell's (its observation modes, its perception "
+                "error, its chained starts, its VLA cache, its simulated robot fleet); leave them "
+                f"out on --env {env_id}"
+            )
+        return True
 
     def _check_shares(self, obs_mode: str) -> None:
         if not 0.0 <= self.train_perception_error <= 1.0:
@@ -249,11 +295,17 @@ class RunConfig:
             )
 
     def _learner_settings(
-        self, preset: dict[str, Any], warmup_steps: int
+        self, preset: dict[str, Any], warmup_steps: int, user: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(DualActorAgent keyword arguments, network settings): preset, tiny, flags, --set."""
+        """(DualActorAgent keyword arguments, network settings): preset, tiny, flags, --set.
+
+        On another env than DAFT's the preset's backbone (the bolt cell's) is left to the agent,
+        which picks the generic one (``--set backbone=...`` still chooses).
+        """
         agent_kwargs = dict(preset["agent"])
         network = dict(preset["network"])
+        if user:
+            network.pop("backbone", None)
         agent_kwargs["warmup_steps"] = warmup_steps
         if self.tiny:
             agent_kwargs.update(
@@ -266,7 +318,7 @@ class RunConfig:
                 critic_hidden=TINY["hidden"],
                 refinement_hidden=TINY["hidden"],
             )
-            if self.preset == "pixels":
+            if self.preset == "pixels" and not user:
                 network["backbone_kwargs"] = {"image_features": 16, "channels": 4}
         if self.utd is not None:
             agent_kwargs["utd_ratio"] = self.utd
@@ -297,6 +349,13 @@ class RunPlan:
     network: dict[str, Any]
     env_kwargs: dict[str, Any]
     robots: list[str] | None = None
+    expert: str | None = None
+    tasks: tuple[str, ...] | None = None
+
+    @property
+    def user_env(self) -> bool:
+        """Whether the run is on another env than DAFT's (it has an ``expert``)."""
+        return self.expert is not None
 
     @property
     def checkpoint(self) -> Path:

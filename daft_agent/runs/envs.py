@@ -6,6 +6,12 @@ Every place that lets an operator act on a DAFT env builds it here: training
 benchmarks (:func:`operated`: any device under the intervention wrapper). :class:`SimRobotEnv`
 is the picklable recipe a fleet's simulated robot builds in its own process, :func:`sim_fleet`
 a fleet of them.
+
+Any other env (``env_id`` ``"module:EnvId"`` or a registered id that is not DAFT's) is made under
+:class:`~daft_env.adapters.DaftSpaces` (its tasks ``tasks``), and its operator is a
+:class:`~daft_env.plan_operator.PlanOperator` on the user's plan (``expert``): the bolt cell's
+options (``obs_mode``, the perception error, failure-terminal episodes) are DAFT's and are not
+passed to it (:class:`~daft_agent.runs.config.RunConfig` refuses them with a clear error).
 """
 
 from __future__ import annotations
@@ -17,31 +23,52 @@ from typing import Any
 from daft_agent.errors import AgentConfigError
 from hardware.errors import ConfigError
 
+#: gym.make arguments only DAFT's bolt envs take
+BOLT_ONLY = ("obs_mode", "perception_error", "failure_terminal", "chained_starts")
 
-def make_env(env_id: str, **kwargs: Any) -> Any:
-    """``gym.make(env_id, **kwargs)`` with the DAFT ids registered and a clear error."""
+
+def make_env(env_id: str, tasks: Sequence[str] | None = None, **kwargs: Any) -> Any:
+    """``gym.make(env_id, **kwargs)`` with the DAFT ids registered and a clear error.
+
+    Another env than DAFT's is made under :class:`~daft_env.adapters.DaftSpaces` (``tasks``: its
+    task list), without the bolt-only arguments (:data:`BOLT_ONLY`).
+    """
     import gymnasium as gym
 
-    import daft_env  # noqa: F401  (registers the ids)
+    from daft_env.adapters import is_daft_id
+    from daft_env.adapters import make_env as make_user_env
 
+    if not is_daft_id(env_id):
+        rest = {k: v for k, v in kwargs.items() if k not in BOLT_ONLY}
+        return make_user_env(env_id, tasks=tasks, **rest)
+    if tasks is not None:
+        raise ConfigError(
+            "--tasks picks the tasks of your own env; a bolt env runs its own (BoltUpright-Sim-v0 "
+            "runs upright, BoltMultiTask-Sim-v0 all three)"
+        )
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise ConfigError(f"cannot make env {env_id!r}: {exc}") from exc
 
 
-def operated(env: Any, device: Any = None, **operator_kwargs: Any) -> Any:
+def operated(env: Any, device: Any = None, expert: Any = None, **operator_kwargs: Any) -> Any:
     """``env`` under the intervention wrapper with ``device``.
 
     Args:
         env: the env the operator acts on.
         device: a teleop device; None makes a :class:`~daft_env.operator.SimulatedOperator`
-            watching ``env`` with ``operator_kwargs`` (``mode``, ``target_rate``, ``seed``, ...).
+            watching ``env`` with ``operator_kwargs`` (``mode``, ``target_rate``, ``seed``, ...),
+            or with ``expert`` a :class:`~daft_env.plan_operator.PlanOperator` on that plan.
+        expert: the plan of the simulated operator on another env than DAFT's.
     """
     from daft_env.operator import SimulatedOperator
+    from daft_env.plan_operator import PlanOperator
     from daft_env.wrappers import InterventionWrapper
 
-    if device is None:
+    if device is None and expert is not None:
+        device = PlanOperator(env, expert, **operator_kwargs)
+    elif device is None:
         device = SimulatedOperator(env, **operator_kwargs)
     return InterventionWrapper(env, device)
 
@@ -55,6 +82,8 @@ def make_train_env(
     perception: Any,
     env_kwargs: Mapping[str, Any] | None = None,
     failure_terminal: bool = True,
+    expert: Any = None,
+    tasks: Sequence[str] | None = None,
 ) -> Any:
     """The operator (takeover mode, ``target_rate=operator_rate``) over the (mixed) env.
 
@@ -66,6 +95,9 @@ def make_train_env(
     """
     from daft_env.perception import PerceptionMix
 
+    if expert is not None:  # another env than DAFT's (module docstring)
+        base = make_env(env_id, tasks=tasks, **dict(env_kwargs or {}))
+        return operated(base, expert=expert, target_rate=operator_rate, seed=seed)
     base = make_env(
         env_id,
         obs_mode=obs_mode,
@@ -79,9 +111,20 @@ def make_train_env(
 
 
 def make_speaking_env(
-    env_id: str, obs_mode: str, perception_error: Any = None, **operator_kwargs: Any
+    env_id: str,
+    obs_mode: str,
+    perception_error: Any = None,
+    expert: Any = None,
+    tasks: Sequence[str] | None = None,
+    **operator_kwargs: Any,
 ) -> Any:
-    """A sim env of ``env_id`` under the wrapper, with a simulated operator that only speaks."""
+    """A sim env of ``env_id`` under the wrapper, with a simulated operator that only speaks.
+
+    ``expert``: the plan it speaks from on another env than DAFT's (its ``tasks``).
+    """
+    if expert is not None:
+        base = make_env(env_id, tasks=tasks)
+        return operated(base, expert=expert, mode="speak", **operator_kwargs)
     base = make_env(env_id, obs_mode=obs_mode, perception_error=perception_error)
     return operated(base, mode="speak", **operator_kwargs)
 

@@ -57,16 +57,18 @@ def learning_curve_callback(
     trials: int,
     seed: int,
     wrap: Callable[[Any], Any] = lambda env: env,
+    user_tasks: Sequence[str] | None = None,
 ) -> PeriodicEvaluation:
     """The periodic autonomous evaluation of a run, on its own nominal env (made when first used).
 
-    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h).
+    ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h);
+    ``user_tasks``: the task list of another env than DAFT's (:func:`~daft_agent.runs.envs.make_env`).
     """
 
     def make_env() -> Any:
-        import gymnasium as gym
+        from daft_agent.runs.envs import make_env as make
 
-        return wrap(gym.make(env_id, obs_mode=obs_mode))
+        return wrap(make(env_id, tasks=user_tasks, obs_mode=obs_mode))
 
     return PeriodicEvaluation(make_env, every, trials, tasks, seed=seed)
 
@@ -194,15 +196,21 @@ def format_share(share: dict[str, Any]) -> str:
 
 
 def conditions_for(
-    obs_mode: str, perception_error: Any
+    obs_mode: str | None, perception_error: Any
 ) -> tuple[list[tuple[str, str, Any]], str | None]:
     """``(name, table title, perception_error)`` per condition, and why perturbed is left out.
 
     The perception error offsets the state observation only (:mod:`daft_env.perception`), so a
     pixel run has the nominal condition alone, with the reason (None when both run); so has a
-    run that asks for no perception error (``perception_error`` None).
+    run that asks for no perception error (``perception_error`` None), and a run on another env
+    than DAFT's (``obs_mode`` None).
     """
     nominal = ("nominal", "nominal", None)
+    if obs_mode is None:
+        return [nominal], (
+            "the hidden perception error offsets the bolt cell's state (daft_env.perception); "
+            "another env has no perturbed condition"
+        )
     if perception_error is None:
         return [nominal], "no perception error was asked for"
     if obs_mode == "state":
@@ -224,28 +232,38 @@ def evaluate_both_conditions(
     echo: Callable[[str], None] = print,
     wrap: Callable[[Any], Any] = lambda env: env,
     with_commands: bool = True,
+    expert: Any = None,
+    user_tasks: Sequence[str] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Nominal and perturbed, each autonomous and with spoken commands, on the same seeds.
 
     ``wrap`` wraps each env made (``daft train --preset vla`` adds the frozen backbone's h);
     ``with_commands=False`` leaves the with-commands column out (a learner that takes none).
+    ``expert`` (the plan that speaks) and ``user_tasks``: another env than DAFT's, which has the
+    nominal condition only.
 
     Returns the ``results.json`` fields (nominal at the top level, ``perturbed`` beside them, or
     ``{"skipped": reason}`` for a pixel run) and the printed tables.
     """
-    import gymnasium as gym
+    from daft_agent.runs.envs import make_env
 
-    conditions, reason = conditions_for(obs_mode, perception_error)
+    user = expert is not None
+    conditions, reason = conditions_for(None if user else obs_mode, perception_error)
     results: dict[str, Any] = {}
     if reason is not None:
         echo(f"perturbed condition skipped: {reason}")
         results["perturbed"] = {"skipped": reason}
     tables = []
     for name, title, perception in conditions:
-        env = wrap(gym.make(env_id, obs_mode=obs_mode, perception_error=perception))
+        if user:
+            env = wrap(make_env(env_id, tasks=user_tasks))
+        else:
+            env = wrap(make_env(env_id, obs_mode=obs_mode, perception_error=perception))
         talk_env = None
         if with_commands:
-            talk_env = wrap(make_speaking_env(env_id, obs_mode, perception, seed=seed + 1))
+            talk_env = wrap(
+                make_speaking_env(env_id, obs_mode, perception, expert, user_tasks, seed=seed + 1)
+            )
         try:
             cond = evaluate_condition(agent, env, talk_env, tasks, trials, seed=seed)
         finally:

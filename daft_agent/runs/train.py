@@ -78,6 +78,8 @@ def train_run(
         config.train_perception_error,
         perception,
         plan.env_kwargs,
+        expert=plan.expert,
+        tasks=plan.tasks,
     )
     learner: dict[str, Any] = {}
     if display is not None and display.enabled:
@@ -120,6 +122,7 @@ def train_run(
             seed=config.seed,
             progress=config.progress,
             env_kwargs=plan.env_kwargs,
+            expert=plan.expert,
         )
     if config.backbone is not None:  # the learner reads cached h only: embed what the store lacks
         from daft_agent.backbones.cache import embed_store
@@ -180,6 +183,7 @@ def train_run(
                 plan.curve_trials,
                 config.seed + CURVE_SEED,
                 wrap=wrap,
+                user_tasks=plan.tasks,
             )
             cb.append(curve)
             echo(report.curve_legend(plan.eval_every, plan.curve_trials))
@@ -225,6 +229,8 @@ def train_run(
             echo=echo,
             wrap=wrap,
             with_commands=config.with_commands,
+            expert=plan.expert,
+            user_tasks=plan.tasks,
         )
         results |= evaluated
         report.write_table(plan.run_dir / "table.txt", tables)

@@ -34,9 +34,12 @@ class TeleopCommand:
         emergency_stop: True when the operator asks for an immediate stop.
         buttons: names of buttons currently pressed.
         refinement_command: a spoken/typed language refinement command (talk without tweak), or None.
-        intended: the (7,) action the operator meant, when the device knows it apart from what it
+        intended: the action the operator meant, when the device knows it apart from what it
             sends (a simulated operator's plan, before hand noise and the rate limit of a hand
             that starts each takeover at rest); None: what it sends is what it meant.
+        action: the whole action, for an env whose action is not DAFT's 7-d end-effector delta
+            (a simulated operator on any env, :mod:`daft_env.plan_operator`); None: the action is
+            translation, rotation and gripper.
         timestamp: ``time.monotonic()`` when the reading was taken.
     """
 
@@ -48,16 +51,19 @@ class TeleopCommand:
     buttons: frozenset[str] = frozenset()
     refinement_command: str | None = None
     intended: np.ndarray | None = None
+    action: np.ndarray | None = None
     timestamp: float = field(default_factory=time.monotonic)
 
     def as_action(self) -> np.ndarray:
-        """The 7-d env action this command stands for: translation, rotation, gripper."""
+        """The env action this command stands for: ``action``, else translation, rotation, gripper."""
+        if self.action is not None:
+            return np.asarray(self.action, float).reshape(-1).clip(-1.0, 1.0)
         return np.concatenate(
             [np.asarray(self.translation, float), np.asarray(self.rotation, float), [self.gripper]]
         ).clip(-1.0, 1.0)
 
     def intended_action(self) -> np.ndarray:
-        """The 7-d action the operator meant: ``intended`` when set, else :meth:`as_action`."""
+        """The action the operator meant: ``intended`` when set, else :meth:`as_action`."""
         if self.intended is None:
             return self.as_action()
         return np.asarray(self.intended, float).reshape(-1).clip(-1.0, 1.0)

@@ -17,7 +17,8 @@ OBS = spaces.Dict({"state": spaces.Box(-1, 1, (3,)), "task_id": spaces.Discrete(
 
 def test_check_spaces_names_what_is_wrong():
     check_spaces(ACTION, OBS)
-    with pytest.raises(SpaceMismatchError, match=r"Box\(-1, 1, \(7,\)\)"):
+    check_spaces(spaces.Box(-1, 1, (4,)), OBS)  # any size (issue 20)
+    with pytest.raises(SpaceMismatchError, match=r"1-d Box\(-1, 1\).*DaftSpaces"):
         check_spaces(spaces.Box(-2, 2, (7,)), OBS)
     with pytest.raises(SpaceMismatchError, match="Dict observation space"):
         check_spaces(ACTION, spaces.Box(-1, 1, (3,)))
@@ -25,12 +26,15 @@ def test_check_spaces_names_what_is_wrong():
 
 def test_tasks_follow_the_task_id_space_or_are_refused_when_they_disagree():
     assert resolve_tasks(OBS, None, None) == ("upright", "pickup", "assemble")
-    assert resolve_tasks(OBS, ["a", "b", "c"], None) == ("a", "b", "c")
+    order = ("assemble", "upright", "pickup")
+    assert resolve_tasks(OBS, list(order), None) == order
     with pytest.raises(SpaceMismatchError, match="task_id space has 3 values"):
-        resolve_tasks(OBS, ["a", "b"], None)
+        resolve_tasks(OBS, ["upright", "pickup"], None)
+    with pytest.raises(AgentConfigError, match="unknown task 'pour'.*register_task"):
+        resolve_tasks(OBS, ["upright", "pickup", "pour"], None)
     single = spaces.Dict({"state": spaces.Box(-1, 1, (3,))})
     with pytest.raises(SpaceMismatchError, match="runs one task"):
-        resolve_tasks(single, ["a", "b"], None)
+        resolve_tasks(single, ["upright", "pickup"], None)
     with pytest.raises(AgentConfigError, match="pass tasks="):
         resolve_tasks(single, None, None)
 
