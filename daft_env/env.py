@@ -7,6 +7,10 @@ chosen per reset, cycled or via ``reset(options={"task": ...})``, and ``task_id`
 
 Reward is sparse: r_t = 1 when the (final) task's success predicate holds, else 0 (paper Sec. IV);
 a long-horizon episode pays 1 per completed operation and terminates when all are done.
+
+A task of your own (:mod:`daft_env.backends.real.tasks`) runs on the real backend as a single-task
+env: ``gym.make(USER_TASK_ENV_ID, task=name, backend_kwargs={"config": "cell.yaml"})`` or the
+task's own id. The MuJoCo backend has scenes for the bolt tasks only.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from daft_env.spaces import (
 from daft_env.tasks import TASK_NAMES, TaskSpec, get_task
 
 MODES = ("multi", "long_horizon")
+#: The Gymnasium id of any task of your own on the real cell, chosen with ``task=`` at make time.
+USER_TASK_ENV_ID = "UserTask-Real-v0"
 #: Scene per task for the MuJoCo backend.
 SCENES = {
     "upright": "scene_upright.xml",
@@ -55,13 +61,15 @@ class BoltEnv(gym.Env):
     """The bolt world behind one Gymnasium interface.
 
     Args:
-        task: ``"upright"``, ``"pickup"``, ``"assemble"``, ``"multi"`` or ``"long_horizon"``.
+        task: ``"upright"``, ``"pickup"``, ``"assemble"``, ``"multi"``, ``"long_horizon"``, or
+            (real backend) a task of your own, which the backend's config may register.
         obs_mode: ``"pixels"`` (default), ``"state"`` or ``"pixels+state"``. ``state`` is the
             privileged sim state; in ``"state"`` mode no images are rendered.
         render_mode: ``None``, ``"rgb_array"`` or ``"human"``.
         backend: a backend name (``"mujoco"``, ``"real"``) or a ready :class:`Backend`.
         backend_kwargs: keyword arguments for the backend factory.
-        max_episode_steps: truncation limit per (sub)task; the paper uses 50.
+        max_episode_steps: truncation limit per (sub)task; None (default) is the task's own
+            ``max_steps``: 50 for the bolt tasks, as in the paper.
         n_bolts: bolts per long-horizon episode (1-4); ``reset(options={"n_bolts": k})`` overrides.
         perception_error: sim-only hidden perception error (:mod:`daft_env.perception`): None
             (default, off), True, a magnitude in metres, a dict or a ``PerceptionError``. Each
@@ -92,14 +100,22 @@ class BoltEnv(gym.Env):
         render_mode: str | None = None,
         backend: str | Backend = "mujoco",
         backend_kwargs: Mapping[str, Any] | None = None,
-        max_episode_steps: int = MAX_EPISODE_STEPS,
+        max_episode_steps: int | None = None,
         n_bolts: int = 1,
         perception_error: Any = None,
         chained_starts: float = 0.0,
         failure_terminal: bool = False,
     ) -> None:
-        if task not in MODES:
+        # The real backend looks its task up itself, after reading its config: the config's
+        # tasks: section may register it (before anything connects to the arm).
+        if task not in MODES and not (isinstance(backend, str) and backend == "real"):
             get_task(task)  # raises UnknownTaskError listing the valid names
+        if isinstance(backend, str) and backend == "mujoco" and task not in SCENES:
+            raise ConfigError(
+                f"task {task!r} has no MuJoCo scene: the simulation knows DAFT's bolt tasks only "
+                f"({list(TASK_NAMES)} and {list(MODES)}). A task of your own runs on the real "
+                f"cell: backend='real', its -Real-v0 id or {USER_TASK_ENV_ID} with task={task!r}"
+            )
         if obs_mode not in OBS_MODES:
             raise ConfigError(f"unknown obs_mode {obs_mode!r}; valid modes are {list(OBS_MODES)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -107,7 +123,7 @@ class BoltEnv(gym.Env):
                 f"unknown render_mode {render_mode!r}; valid modes are "
                 f"{self.metadata['render_modes']} or None"
             )
-        if int(max_episode_steps) < 1:
+        if max_episode_steps is not None and int(max_episode_steps) < 1:
             raise ConfigError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
         self._check_n_bolts(n_bolts)
         if not 0.0 <= float(chained_starts) <= 1.0:
@@ -133,12 +149,14 @@ class BoltEnv(gym.Env):
         self.mode = task
         self.obs_mode = obs_mode
         self.render_mode = render_mode
-        self.max_episode_steps = int(max_episode_steps)
+        self._max_episode_steps = max_episode_steps
         self.n_bolts = int(n_bolts)
         if isinstance(backend, str):
             kwargs = dict(backend_kwargs or {})
             if backend == "mujoco":
                 kwargs.setdefault("scene", SCENES[task])
+            elif backend == "real" and task not in MODES:
+                kwargs.setdefault("task", task)  # a task of your own brings its cell settings
             self.backend: Backend = make_backend(backend, **kwargs)
             try:
                 self._setup(task, obs_mode)
@@ -184,6 +202,10 @@ class BoltEnv(gym.Env):
 
         self._cycle = 0
         self.task: TaskSpec = get_task("upright" if task in MODES else task)
+        limit = self._max_episode_steps
+        if limit is None:
+            limit = MAX_EPISODE_STEPS if task in MODES else self.task.max_steps
+        self.max_episode_steps = int(limit)
         self._steps = 0
         self._subtask_steps = 0
         self._ops_done = 0
@@ -374,3 +396,31 @@ class BoltEnv(gym.Env):
     def close(self) -> None:
         """Release the backend."""
         self.backend.close()
+
+
+def make_user_task_env(task: str | None = None, **kwargs: Any) -> BoltEnv:
+    """The entry point of ``UserTask-Real-v0``: ``BoltEnv(task, backend="real", **kwargs)``.
+
+    ``task`` names a task of your own, registered in code or in the ``tasks:`` section of the
+    config the backend reads (:mod:`daft_env.backends.real.tasks`).
+
+    Raises:
+        ConfigError: no task, or a mode of several tasks (the message says what to pass).
+    """
+    if task is None or task in MODES:
+        from daft_env.backends.real.tasks import load_real_tasks, real_tasks
+
+        load_real_tasks((kwargs.get("backend_kwargs") or {}).get("config"))
+        raise ConfigError(
+            f"{USER_TASK_ENV_ID} runs one task of your own; got task={task!r}. Fix: name it, "
+            f"e.g. gym.make({USER_TASK_ENV_ID!r}, task='cable_insert', backend_kwargs="
+            "{'config': 'cell.yaml'}); the registered ones are "
+            f"{[t.name for t in real_tasks()]} (from daft_env.register_real_task or a config's "
+            "tasks: section). For several bolt tasks use BoltMultiTask-Real-v0"
+        )
+    kwargs.setdefault("backend", "real")
+    return BoltEnv(task=task, **kwargs)
+
+
+# gym.make reads a creator's metadata for its render modes (e.g. to offer "rgb_array_list").
+make_user_task_env.metadata = BoltEnv.metadata

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from daft_env.errors import ConfigError
-from daft_env.tasks import TASK_NAMES, get_task
+from daft_env.tasks import TASK_NAMES, get_task, task_names
 
 #: The three per-task kinds of episode data in Algorithm 1.
 EPISODE_KINDS: tuple[str, ...] = ("demos", "rollouts", "interventions")
@@ -36,7 +36,7 @@ class Episode:
     lines 20-26).
 
     Attributes:
-        task: task name (``daft_env.tasks.TASK_NAMES``).
+        task: task name (a bolt task of ``daft_env.tasks.TASK_NAMES`` or one of your own).
         task_id: index of the task.
         instruction: the task instruction text l_task.
         kind: one of :data:`EPISODE_KINDS`.
@@ -89,7 +89,9 @@ class Episode:
 
 
 def _check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
-    names = TASK_NAMES if tasks is None else tuple(tasks)
+    # Every registered task by default: a task of your own has a global id after the bolt tasks,
+    # so BoltEnv's task_id still indexes this list, and info["task"] may name any of them.
+    names = task_names() if tasks is None else tuple(tasks)
     if not names:
         raise ConfigError(f"tasks must name at least one of {list(TASK_NAMES)}; got an empty list")
     for name in names:
@@ -110,8 +112,8 @@ def task_of(
     Args:
         info: the step's (or reset's) ``info``.
         obs: the observation (a ``Dict`` observation; anything else has no ``task_id``).
-        tasks: the env's task names, in ``task_id`` order; defaults to
-            :data:`~daft_env.tasks.TASK_NAMES`.
+        tasks: the env's task names, in ``task_id`` order; defaults to every registered task
+            (:func:`~daft_env.tasks.task_names`: the bolt tasks first, then your own).
 
     Raises:
         ConfigError: none of the three applies, or ``task_id`` is out of range.

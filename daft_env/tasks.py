@@ -51,6 +51,17 @@ TASKS: dict[str, TaskSpec] = {
 _LOCK = threading.Lock()
 
 
+def check_task_name(name: object) -> str:
+    """``name`` if it can name a task of your own; else a :class:`ConfigError` saying why."""
+    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
+        raise ConfigError(
+            f"task name {name!r} is not valid: use a word of letters, digits, '_' and '-' that "
+            f"starts with a letter (it names a directory of the episode store), not one of "
+            f"{list(RESERVED)}"
+        )
+    return name
+
+
 def register_task(name: str, instruction: str | None = None, max_steps: int = 50) -> TaskSpec:
     """Register a task of your own (or get it back when it is registered the same way).
 
@@ -67,12 +78,7 @@ def register_task(name: str, instruction: str | None = None, max_steps: int = 50
         ConfigError: a malformed name, a reserved one, a step limit below 1, or a name already
             registered with another instruction or limit (the message shows both).
     """
-    if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED:
-        raise ConfigError(
-            f"task name {name!r} is not valid: use a word of letters, digits, '_' and '-' that "
-            f"starts with a letter (it names a directory of the episode store), not one of "
-            f"{list(RESERVED)}"
-        )
+    check_task_name(name)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ConfigError(f"task {name!r}: max_steps must be an integer >= 1; got {max_steps!r}")
     text = str(instruction) if instruction else name.replace("_", " ")

@@ -275,8 +275,12 @@ class MujocoBackend:
         elif task.name == "assemble":
             tcp = np.r_[BOLT_NOMINAL + jitter(), 0.10]
             self._place_in_gripper(0, tcp)
-        else:  # pragma: no cover - TaskSpec comes from the task table
-            raise ConfigError(f"no initial-state distribution for task {task.name!r}")
+        else:  # a task of your own: BoltEnv refuses it before building this backend
+            raise ConfigError(
+                f"the MuJoCo scene has no initial state for task {task.name!r}: the simulation "
+                "knows DAFT's bolt tasks only. A task of your own runs on the real backend "
+                "(backend='real'; daft_env.backends.real.tasks)"
+            )
 
         mujoco.mj_forward(m, d)
         d.ctrl[self._arm_act] = d.qpos[self._arm_qadr]

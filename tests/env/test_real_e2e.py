@@ -12,14 +12,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
 import zmq
 from support.arm_server import REPO, spawn_arm_server, stop
+from support.videos import camera, write_video
 from support.waiting import GENEROUS_S, stays_false, wait_until
 
 import daft_env  # noqa: F401  (registers the ids)
@@ -38,18 +37,6 @@ SEEDS = (0, 1, 2)
 pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
-def write_video(path: Path, n_frames: int, size: tuple[int, int] = (80, 60), fps: float = 30.0):
-    """A small MJPG video whose frames differ, as a stand-in camera."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    assert writer.isOpened()
-    for i in range(n_frames):
-        frame = np.full((size[1], size[0], 3), (i * 9) % 256, dtype=np.uint8)
-        cv2.putText(frame, str(i), (5, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
-        writer.write(frame)
-    writer.release()
-    return path
-
-
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("videos")
@@ -58,10 +45,6 @@ def videos(tmp_path_factory):
         "head": write_video(d / "head.avi", 30, size=(120, 90)),
         "short": write_video(d / "short.avi", 6),
     }
-
-
-def camera(source: Path, loop: bool = True) -> dict:
-    return {"driver": "opencv", "source": str(source), "loop": loop}
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,9 @@ Three modules, one job each:
   of ``DAFT_*`` variables (defaults < file < environment < keyword arguments);
 * :mod:`~daft_env.backends.real.cell`: the scene resetters and success sources (operator keys,
   a timer, a learned success classifier, a function), behind two registries;
-* :mod:`~daft_env.backends.real.backend`: :class:`RealBackend`, the arm and cameras.
+* :mod:`~daft_env.backends.real.backend`: :class:`RealBackend`, the arm and cameras;
+* :mod:`~daft_env.backends.real.tasks`: tasks of your own (:func:`register_real_task`, a
+  config's ``tasks:`` section), each with its settings over the cell's and its own env id.
 """
 
 from daft_env.backends.real.backend import RealBackend
@@ -27,6 +29,12 @@ from daft_env.backends.real.cell import (
     load_classifier,
 )
 from daft_env.backends.real.config import ENV_VARS, EnvVar, RealConfig, parse_address
+from daft_env.backends.real.tasks import (
+    RealTask,
+    load_real_tasks,
+    real_tasks,
+    register_real_task,
+)
 
 __all__ = [
     "ENV_VARS",
@@ -42,10 +50,14 @@ __all__ = [
     "RealBackend",
     "RealBackendFault",
     "RealConfig",
+    "RealTask",
     "SceneResetter",
     "SharedKeySource",
     "SuccessSource",
     "TimerSceneResetter",
     "load_classifier",
+    "load_real_tasks",
     "parse_address",
+    "real_tasks",
+    "register_real_task",
 ]

@@ -45,6 +45,7 @@ from daft_env.backends.real.cell import (
     SuccessSource,
 )
 from daft_env.backends.real.config import HOW_TO_CONFIGURE, RealConfig, config_error
+from daft_env.backends.real.tasks import cell_config
 from daft_env.errors import BackendError, ConfigError
 from daft_env.spaces import ACTION_SCALE, validate_action
 from daft_env.tasks import TaskSpec
@@ -70,6 +71,9 @@ class RealBackend:
     Args:
         config: a :class:`RealConfig`, a mapping of its fields, a config file path, or None
             (``DAFT_REAL_CONFIG`` and the other ``DAFT_*`` variables; see the module docstring).
+        task: the task this backend runs (``BoltEnv`` passes its single task): a task of your
+            own applies its settings over the cell's (:mod:`daft_env.backends.real.tasks`), and
+            may come from the config's ``tasks:`` section. None: the cell's settings.
         arm: an :class:`~hardware.arm.Arm` to use instead of an ArmClient built from the config
             (the backend connects it and closes it).
         wrist_camera: a :class:`~hardware.cameras.Camera` instead of the configured one (its
@@ -86,6 +90,7 @@ class RealBackend:
         ConnectionLostError: no arm server answered within ``connect_timeout_s``; the message
             names the address and how to configure it.
         ConfigError: the configuration is invalid (the message names the field).
+        UnknownTaskError: ``task`` is registered nowhere (before the arm is contacted).
         CameraError / DeviceNotFoundError: a camera could not be opened.
     """
 
@@ -95,6 +100,7 @@ class RealBackend:
         self,
         config: RealConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         *,
+        task: str | None = None,
         arm: Arm | None = None,
         wrist_camera: Camera | Mapping[str, Any] | None = None,
         head_camera: Camera | Mapping[str, Any] | None = None,
@@ -108,7 +114,7 @@ class RealBackend:
             overrides["wrist_camera"], wrist_camera = dict(wrist_camera), None
         if isinstance(head_camera, Mapping):
             overrides["head_camera"], head_camera = dict(head_camera), None
-        self.config = RealConfig.resolve(config, **overrides)
+        self.config = cell_config(config, task, **overrides)
         cfg = self.config
         self.period_s = 1.0 / cfg.control_hz
         self.task: TaskSpec | None = None

@@ -18,6 +18,12 @@ Example file (``real.yaml``)::
     scene_reset: key
     success: classifier
     classifier_path: models/pickup_success.pt
+    tasks:                      # tasks of your own; see daft_env.backends.real.tasks
+      cable_insert: {instruction: insert the cable, max_steps: 80, success: key}
+
+Loading a config registers its ``tasks:`` section (:mod:`daft_env.backends.real.tasks`: each
+task's instruction, step limit, and the settings it overrides); the other keys are the fields of
+:class:`RealConfig`.
 
 Environment variables:
 
@@ -481,10 +487,16 @@ class RealConfig:
 
 
 def _normalise(data: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Expand ``arm_address`` into host and port; refuse unknown fields, listing the valid ones."""
+    """Register a ``tasks:`` section, expand ``arm_address``; refuse unknown fields, naming them."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of field: value")
     out = dict(data)
+    tasks = out.pop("tasks", None)
+    if tasks is not None:
+        # Imported here: the tasks module checks a task's settings with this module's fields.
+        from daft_env.backends.real.tasks import register_tasks_section
+
+        register_tasks_section(tasks, source)
     address = out.pop("arm_address", None)
     if address is not None:
         for name, value in _address_fields(address).items():
@@ -494,7 +506,7 @@ def _normalise(data: Mapping[str, Any], source: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(
             f"{source}: unknown real-arm config field(s) {unknown}. Fix: valid fields are "
-            f"{['arm_address', *valid]}"
+            f"{['arm_address', 'tasks', *valid]}"
         )
     return out
 
