@@ -89,9 +89,7 @@ class Episode:
 
 
 def _check_tasks(tasks: Sequence[str] | None) -> tuple[str, ...]:
-    # Every registered task by default: a task of your own has a global id after the bolt tasks,
-    # so BoltEnv's task_id still indexes this list, and info["task"] may name any of them.
-    names = task_names() if tasks is None else tuple(tasks)
+    names = TASK_NAMES if tasks is None else tuple(tasks)
     if not names:
         raise ConfigError(f"tasks must name at least one of {list(TASK_NAMES)}; got an empty list")
     for name in names:
@@ -112,15 +110,16 @@ def task_of(
     Args:
         info: the step's (or reset's) ``info``.
         obs: the observation (a ``Dict`` observation; anything else has no ``task_id``).
-        tasks: the env's task names, in ``task_id`` order; defaults to every registered task
-            (:func:`~daft_env.tasks.task_names`: the bolt tasks first, then your own).
+        tasks: the env's task names, in ``task_id`` order; defaults to the bolt tasks
+            (:data:`~daft_env.tasks.TASK_NAMES`), and then ``info["task"]`` may name any
+            registered task (one of your own, :func:`~daft_env.tasks.register_task`).
 
     Raises:
         ConfigError: none of the three applies, or ``task_id`` is out of range.
     """
     names = _check_tasks(tasks)
     name = info.get("task")
-    if isinstance(name, str) and name in names:
+    if isinstance(name, str) and (name in names or (tasks is None and name in task_names())):
         return name
     if isinstance(obs, Mapping) and "task_id" in obs:
         idx = int(np.asarray(obs["task_id"]).reshape(-1)[0])
@@ -179,6 +178,7 @@ class EpisodeRecorder:
         if kind is not None and kind not in EPISODE_KINDS:
             raise ConfigError(f"kind must be one of {list(EPISODE_KINDS)} or None; got {kind!r}")
         self.tasks = _check_tasks(tasks)
+        self._named = tasks is not None  # None: info["task"] may name any registered task
         self.kind = kind
         self.embed = embed
         self._active = False
@@ -269,7 +269,7 @@ class EpisodeRecorder:
             raise ConfigError(
                 "EpisodeRecorder.finish() needs at least one step since start(); check len(recorder)"
             )
-        name = task if task is not None else task_of(info, self._obs[-1], self.tasks)
+        name = task if task is not None else task_of(info, self._obs[-1], self.tasks if self._named else None)
         spec = get_task(name)  # the global task id, which the store checks
         intervened = np.asarray(self._intervened, dtype=bool)
         commands = info.get("episode_refinement_commands")
