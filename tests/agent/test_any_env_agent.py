@@ -153,15 +153,8 @@ def test_the_agent_takes_the_raw_env_and_rescales_it(demo_store, tmp_path):
 
 
 def test_clear_errors_for_wrong_spaces_and_tasks():
-    from gymnasium import spaces
-
-    class Unbounded(rp.ReachPlace):
-        def __init__(self):
-            super().__init__()
-            self.action_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-
     with pytest.raises(SpaceMismatchError, match="unbounded"):
-        DualActorAgent(env=Unbounded())
+        DualActorAgent(env=rp.UnboundedReachPlace())
     # tasks=[...] picks some of the env's tasks: the adapter asks the env for them
     one = DualActorAgent(env=rp.ReachPlace(), tasks=["place"], policy_kwargs=NETS)
     assert one.tasks == ("place",)

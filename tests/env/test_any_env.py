@@ -138,13 +138,8 @@ def test_an_env_without_a_layout_runs_with_commands_off():
 
 
 def test_unbounded_or_discrete_actions_are_refused_with_the_fix():
-    class Unbounded(rp.ReachPlace):
-        def __init__(self):
-            super().__init__()
-            self.action_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
-
     with pytest.raises(ConfigError, match="unbounded.*ClipAction"):
-        DaftSpaces(Unbounded())
+        DaftSpaces(rp.UnboundedReachPlace())
 
     class Discrete(rp.ReachPlace):
         def __init__(self):

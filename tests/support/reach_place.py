@@ -160,5 +160,13 @@ class TaskPlan:
         """Stateless."""
 
 
+class UnboundedReachPlace(ReachPlace):
+    """The toy with an unbounded action (DAFT cannot rescale it: a clear error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = spaces.Box(-np.inf, np.inf, (4,), np.float32)
+
+
 if "ReachPlace-v0" not in gym.registry:
     gym.register("ReachPlace-v0", entry_point=ReachPlace)
