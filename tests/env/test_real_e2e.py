@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import zmq
-from support.arm_server import REPO, spawn_arm_server, stop
+from support.arm_server import REPO, arm_served_in_thread, spawn_arm_server, stop
 from support.videos import camera, write_video
 from support.waiting import GENEROUS_S, stays_false, wait_until
 
@@ -49,10 +49,8 @@ def videos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served():
-    arm = MujocoArm(MujocoArmConfig(task="pickup"))
-    server = ArmServer(arm, port=0, token=TOKEN, heartbeat_timeout_s=0.5).start_in_thread()
-    yield arm, server
-    server.shutdown()
+    with arm_served_in_thread(TOKEN) as arm_and_server:
+        yield arm_and_server
 
 
 def real_kwargs(arm: MujocoArm, server: ArmServer, videos, **extra) -> dict:

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from support.arm_server import arm_served_in_thread
 from support.videos import camera, write_video
 
 import daft_env
@@ -30,11 +31,10 @@ from daft_env.backends.real import (
 from daft_env.backends.real import tasks as real_tasks_module
 from daft_env.backends.real.tasks import cell_config
 from daft_env.errors import ConfigError, UnknownTaskError
-from daft_env.mujoco_arm import MujocoArm, MujocoArmConfig
+from daft_env.mujoco_arm import MujocoArm
 from daft_env.store import EpisodeStore
 from daft_env.tasks import TASK_NAMES, get_task
 from daft_env.wrappers import RecordEpisodeToStore
-from hardware.arm import ArmServer
 
 TOKEN = "user-task-token-1"
 LIFT_M = 0.03
@@ -60,10 +60,8 @@ def _forget_registered_tasks():
 
 @pytest.fixture(scope="module")
 def served():
-    arm = MujocoArm(MujocoArmConfig(task="pickup"))
-    server = ArmServer(arm, port=0, token=TOKEN, heartbeat_timeout_s=0.5).start_in_thread()
-    yield arm, server
-    server.shutdown()
+    with arm_served_in_thread(TOKEN) as arm_and_server:
+        yield arm_and_server
 
 
 @pytest.fixture(scope="module")

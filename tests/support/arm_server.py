@@ -85,3 +85,17 @@ def arm_server_process(
         yield proc, port
     finally:
         stop(proc)
+
+
+@contextmanager
+def arm_served_in_thread(token: str, task: str = "pickup") -> Iterator[tuple]:
+    """The MuJoCo arm behind an ArmServer in a thread of this process: (arm, server)."""
+    from daft_env.mujoco_arm import MujocoArm, MujocoArmConfig
+    from hardware.arm import ArmServer
+
+    arm = MujocoArm(MujocoArmConfig(task=task))
+    server = ArmServer(arm, port=0, token=token, heartbeat_timeout_s=0.5).start_in_thread()
+    try:
+        yield arm, server
+    finally:
+        server.shutdown()
